@@ -1,0 +1,280 @@
+//! The `qotd` command line: `serve` (what host.json starts), `local` (the README's run
+//! command: handler + local Functions host), `token`, `migrate` and `generate`.
+//! Errors are printed as one line naming the bad value, with a non-zero exit code.
+
+use crate::app::App;
+use crate::kernel::QuizDay;
+use crate::platform::auth::dev_issuer::DevIssuer;
+use crate::platform::config::{self, Settings};
+use crate::platform::functions::local_host::LocalHost;
+use crate::platform::http::server;
+use crate::platform::store::{self, DatabaseUrl};
+use crate::platform::telemetry;
+use crate::quiz::Generation;
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+#[derive(Parser)]
+#[command(
+    name = "qotd",
+    version,
+    about = "Quiz of the Day: an Azure Functions custom handler"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run as the Functions custom handler on 127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT (started by the host via host.json).
+    Serve,
+    /// Run locally on embedded defaults: the handler plus a local Functions host (HTTP, timers, events).
+    Local {
+        /// Address the local host listens on.
+        #[arg(long, default_value = "127.0.0.1:7071")]
+        addr: SocketAddr,
+        /// Folder for the SQLite database and the dev issuer's key.
+        #[arg(long, default_value = ".qotd")]
+        data_dir: PathBuf,
+    },
+    /// Print a bearer token signed by the local dev issuer.
+    Token {
+        /// The user id (token subject).
+        #[arg(long)]
+        user: String,
+        /// Display name claim.
+        #[arg(long)]
+        name: Option<String>,
+        /// Role to grant (repeatable), e.g. --role admin.
+        #[arg(long = "role", value_parser = ["admin"])]
+        roles: Vec<String>,
+        /// Lifetime in minutes (1 to 10080).
+        #[arg(long, default_value_t = 720, value_parser = clap::value_parser!(u64).range(1..=10080))]
+        ttl_minutes: u64,
+        #[arg(long, default_value = ".qotd")]
+        data_dir: PathBuf,
+    },
+    /// Apply pending database migrations and print the schema version before and after.
+    Migrate {
+        /// Database URL (default: sqlite://<data-dir>/qotd.db).
+        #[arg(long)]
+        database: Option<String>,
+        #[arg(long, default_value = ".qotd")]
+        data_dir: PathBuf,
+    },
+    /// Generate the quiz for a day if it does not exist (idempotent).
+    Generate {
+        /// The day, YYYY-MM-DD (default: today, UTC).
+        #[arg(long)]
+        date: Option<String>,
+        #[arg(long, default_value = ".qotd")]
+        data_dir: PathBuf,
+    },
+}
+
+/// Parses arguments, runs the command, and maps failures to a message and exit code 1.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => serve().await,
+        Command::Local { addr, data_dir } => local(addr, data_dir).await,
+        Command::Token {
+            user,
+            name,
+            roles,
+            ttl_minutes,
+            data_dir,
+        } => {
+            crate::kernel::UserId::parse(&user)
+                .map_err(|e| anyhow::anyhow!("--user '{user}': {e}"))?;
+            let issuer = DevIssuer::load_or_create(&data_dir)?;
+            println!(
+                "{}",
+                issuer.mint(
+                    &user,
+                    name.as_deref(),
+                    &roles,
+                    Duration::from_secs(ttl_minutes * 60)
+                )?
+            );
+            Ok(())
+        }
+        Command::Migrate { database, data_dir } => {
+            let url = match database {
+                Some(raw) => {
+                    DatabaseUrl::parse(&raw).map_err(|e| anyhow::anyhow!("--database: {e}"))?
+                }
+                None => DatabaseUrl::Sqlite(data_dir.join("qotd.db")),
+            };
+            let DatabaseUrl::Sqlite(path) = &url;
+            let (before, after) = store::sqlite::migrate_file(path)?;
+            println!("schema version before: {before}\nschema version after:  {after}");
+            Ok(())
+        }
+        Command::Generate { date, data_dir } => {
+            let day = match date {
+                Some(raw) => QuizDay::parse(&raw).map_err(|e| anyhow::anyhow!("--date: {e}"))?,
+                None => QuizDay::of(chrono::Utc::now()),
+            };
+            let settings = local_settings(&data_dir)?;
+            telemetry::init(settings.log_json);
+            let app = App::build(settings).await?;
+            match app.quiz.ensure_generated(day, None).await? {
+                Generation::Created(q) => println!(
+                    "generated the quiz for {day} ({} questions from {})",
+                    q.questions.len(),
+                    q.source.as_str()
+                ),
+                Generation::Existed(_) => {
+                    println!("the quiz for {day} already exists; nothing changed")
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Settings for the local commands: the environment, with the dev issuer on and the data dir
+/// from the command line.
+fn local_settings(data_dir: &std::path::Path) -> anyhow::Result<Settings> {
+    let data_dir = data_dir.to_string_lossy().into_owned();
+    Ok(Settings::from_lookup(|k| match k {
+        "QOTD_DATA_DIR" => Some(data_dir.clone()),
+        "QOTD_DEV_ISSUER" => Some(std::env::var(k).unwrap_or_else(|_| "true".into())),
+        _ => std::env::var(k).ok(),
+    })?)
+}
+
+async fn serve() -> anyhow::Result<()> {
+    let port = config::handler_port(|k| std::env::var(k).ok())?;
+    let settings = Settings::from_env()?;
+    telemetry::init(settings.log_json);
+    let listener = TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| {
+        anyhow::anyhow!("cannot listen on 127.0.0.1:{port} (FUNCTIONS_CUSTOMHANDLER_PORT): {e}")
+    })?;
+    let app = App::build(settings).await?;
+    app.set_self_url(format!("http://127.0.0.1:{port}"));
+    tracing::info!(port, "qotd handler listening");
+    run_handler(app, listener, shutdown_signal()).await;
+    Ok(())
+}
+
+/// Starts the handler's background work (dispatcher, start-up catch-up) and serves until the
+/// shutdown channel fires.
+async fn run_handler(
+    app: Arc<App>,
+    listener: TcpListener,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    if app.settings.dispatch_in_process {
+        tokio::spawn(
+            app.dispatcher
+                .clone()
+                .run(Duration::from_secs(5), shutdown.clone()),
+        );
+    }
+    if app.settings.catch_up_on_start {
+        let app = app.clone();
+        tokio::spawn(async move { app.catch_up().await });
+    }
+    let mut stop = shutdown.clone();
+    server::serve(listener, app, async move {
+        let _ = stop.changed().await;
+    })
+    .await;
+}
+
+async fn local(addr: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
+    let settings = local_settings(&data_dir)?;
+    telemetry::init(settings.log_json);
+    let host_listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on --addr {addr}: {e}"))?;
+    let host_addr = host_listener.local_addr()?;
+    let handler_listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+    let handler_url = format!("http://{}", handler_listener.local_addr()?);
+    let app = App::build(settings).await?;
+    app.set_self_url(handler_url.clone());
+    let shutdown = shutdown_signal();
+    let host = Arc::new(LocalHost::new(
+        app.functions.clone(),
+        handler_url.clone(),
+        reqwest::Client::new(),
+    ));
+    host.start_timers(shutdown.clone())?;
+    let db = match &app.settings.database {
+        DatabaseUrl::Sqlite(p) => p.display().to_string(),
+    };
+    println!(
+        "qotd local host listening on http://{host_addr} (handler on {handler_url}, database {db})"
+    );
+    println!(
+        "get a token:  qotd token --user alice --data-dir {}",
+        data_dir.display()
+    );
+    println!(
+        "then:         curl -H \"Authorization: Bearer $TOKEN\" http://{host_addr}/api/quizzes/today"
+    );
+    let handler = tokio::spawn(run_handler(app, handler_listener, shutdown.clone()));
+    let mut stop = shutdown.clone();
+    server::serve(host_listener, host, async move {
+        let _ = stop.changed().await;
+    })
+    .await;
+    let _ = handler.await;
+    Ok(())
+}
+
+/// Fires on Ctrl-C or SIGTERM (the host stops the handler with SIGTERM on Linux).
+fn shutdown_signal() -> tokio::sync::watch::Receiver<bool> {
+    static SIGNAL: std::sync::OnceLock<tokio::sync::watch::Receiver<bool>> =
+        std::sync::OnceLock::new();
+    SIGNAL
+        .get_or_init(|| {
+            let (tx, rx) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                #[cfg(unix)]
+                {
+                    let mut term =
+                        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                            .expect("SIGTERM handler");
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                #[cfg(not(unix))]
+                let _ = tokio::signal::ctrl_c().await;
+                tracing::info!("shutting down");
+                let _ = tx.send(true);
+            });
+            rx
+        })
+        .clone()
+}

@@ -1,0 +1,268 @@
+//! Settings, read once from environment variables (Functions delivers app settings that way;
+//! Key Vault references arrive already resolved) and validated at start-up. Every error names
+//! the variable and the expected form. Secret values are never printed.
+
+use crate::platform::auth::dev_issuer;
+use crate::platform::store::DatabaseUrl;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How the handler authenticates callers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthSettings {
+    /// OIDC discovery URL; `None` with the dev issuer means "my own /dev/oidc endpoint".
+    pub metadata_url: Option<String>,
+    pub audiences: Vec<String>,
+    pub subject_claim: String,
+    pub roles_claim: String,
+    pub dev_issuer: bool,
+    pub min_jwks_refresh: Duration,
+}
+
+/// Everything the handler reads from its environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub database: DatabaseUrl,
+    pub auth: AuthSettings,
+    pub log_json: bool,
+    /// Run the outbox dispatcher loop in this process (it also runs from the DispatchOutbox timer).
+    pub dispatch_in_process: bool,
+    /// Generate today's quiz at start-up if it is missing.
+    pub catch_up_on_start: bool,
+}
+
+/// A setting that is missing or malformed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("configuration error: {variable}: {problem}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+fn err(variable: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        variable,
+        problem: problem.into(),
+    }
+}
+
+fn bool_var(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match get(name).as_deref().map(str::trim) {
+        None | Some("") => Ok(default),
+        Some(v) if ["true", "1", "yes"].contains(&v.to_ascii_lowercase().as_str()) => Ok(true),
+        Some(v) if ["false", "0", "no"].contains(&v.to_ascii_lowercase().as_str()) => Ok(false),
+        Some(v) => Err(err(
+            name,
+            format!("'{v}' is not a boolean (expected true or false)"),
+        )),
+    }
+}
+
+fn string_var(get: &impl Fn(&str) -> Option<String>, name: &str) -> Option<String> {
+    get(name)
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+impl Settings {
+    /// Reads settings through `get` (the process environment in production, a map in tests).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let data_dir =
+            PathBuf::from(string_var(&get, "QOTD_DATA_DIR").unwrap_or_else(|| ".qotd".into()));
+        let database = match string_var(&get, "QOTD_DATABASE_URL") {
+            Some(url) => DatabaseUrl::parse(&url).map_err(|p| err("QOTD_DATABASE_URL", p))?,
+            None => DatabaseUrl::Sqlite(data_dir.join("qotd.db")),
+        };
+        let dev_issuer = bool_var(&get, "QOTD_DEV_ISSUER", false)?;
+        let metadata_url = string_var(&get, "QOTD_AUTH_METADATA_URL");
+        if let Some(url) = &metadata_url {
+            if !(url.starts_with("https://")
+                || url.starts_with("http://127.0.0.1")
+                || url.starts_with("http://localhost"))
+            {
+                return Err(err(
+                    "QOTD_AUTH_METADATA_URL",
+                    format!("'{url}' must be an https:// URL (plain http only on loopback)"),
+                ));
+            }
+        } else if !dev_issuer {
+            return Err(err(
+                "QOTD_AUTH_METADATA_URL",
+                "is required: the OIDC discovery URL of your issuer, e.g. https://<tenant>.ciamlogin.com/<tenant-id>/v2.0/.well-known/openid-configuration (or set QOTD_DEV_ISSUER=true for local development)",
+            ));
+        }
+        let audiences: Vec<String> = match string_var(&get, "QOTD_AUTH_AUDIENCE") {
+            Some(a) => a
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            None if dev_issuer => vec![dev_issuer::AUDIENCE.to_owned()],
+            None => {
+                return Err(err(
+                    "QOTD_AUTH_AUDIENCE",
+                    "is required: the API's application (client) id or App ID URI that tokens must name in 'aud'",
+                ));
+            }
+        };
+        let claim = |name: &'static str, default: &str| -> Result<String, ConfigError> {
+            let v = string_var(&get, name).unwrap_or_else(|| default.to_owned());
+            if v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == ':' || c == '/')
+            {
+                Ok(v)
+            } else {
+                Err(err(name, format!("'{v}' is not a claim name")))
+            }
+        };
+        let min_refresh_secs = match string_var(&get, "QOTD_AUTH_JWKS_MIN_REFRESH_SECONDS") {
+            None => 30,
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|s| *s <= 3600)
+                .ok_or_else(|| {
+                    err(
+                        "QOTD_AUTH_JWKS_MIN_REFRESH_SECONDS",
+                        format!("'{v}' is not a whole number of seconds from 0 to 3600"),
+                    )
+                })?,
+        };
+        let log_json = match string_var(&get, "QOTD_LOG_FORMAT").as_deref() {
+            None | Some("text") => false,
+            Some("json") => true,
+            Some(other) => {
+                return Err(err(
+                    "QOTD_LOG_FORMAT",
+                    format!("'{other}' is not a log format (expected text or json)"),
+                ));
+            }
+        };
+        Ok(Self {
+            data_dir,
+            database,
+            auth: AuthSettings {
+                metadata_url,
+                audiences,
+                subject_claim: claim("QOTD_AUTH_SUBJECT_CLAIM", "sub")?,
+                roles_claim: claim("QOTD_AUTH_ROLES_CLAIM", "roles")?,
+                dev_issuer,
+                min_jwks_refresh: Duration::from_secs(min_refresh_secs),
+            },
+            log_json,
+            dispatch_in_process: bool_var(&get, "QOTD_DISPATCH_IN_PROCESS", true)?,
+            catch_up_on_start: bool_var(&get, "QOTD_CATCH_UP_ON_START", true)?,
+        })
+    }
+
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+}
+
+/// The port the Functions host told the handler to listen on.
+pub fn handler_port(get: impl Fn(&str) -> Option<String>) -> Result<u16, ConfigError> {
+    let name = "FUNCTIONS_CUSTOMHANDLER_PORT";
+    let raw = get(name).ok_or_else(|| err(name, "is not set; the Azure Functions host sets it when it starts the handler (for a manual run, set it to a free port, e.g. 8080)"))?;
+    raw.trim()
+        .parse::<u16>()
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| {
+            err(
+                name,
+                format!("'{raw}' is not a TCP port (expected 1-65535)"),
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[], "QOTD_AUTH_METADATA_URL"),
+            (
+                &[(
+                    "QOTD_AUTH_METADATA_URL",
+                    "https://issuer/.well-known/openid-configuration",
+                )],
+                "QOTD_AUTH_AUDIENCE",
+            ),
+            (&[("QOTD_DEV_ISSUER", "maybe")], "QOTD_DEV_ISSUER"),
+            (
+                &[
+                    ("QOTD_DEV_ISSUER", "true"),
+                    ("QOTD_DATABASE_URL", "postgres://x"),
+                ],
+                "QOTD_DATABASE_URL",
+            ),
+            (
+                &[
+                    ("QOTD_DEV_ISSUER", "true"),
+                    ("QOTD_AUTH_METADATA_URL", "http://evil.example/x"),
+                ],
+                "QOTD_AUTH_METADATA_URL",
+            ),
+            (
+                &[("QOTD_DEV_ISSUER", "true"), ("QOTD_LOG_FORMAT", "xml")],
+                "QOTD_LOG_FORMAT",
+            ),
+            (
+                &[
+                    ("QOTD_DEV_ISSUER", "true"),
+                    ("QOTD_AUTH_SUBJECT_CLAIM", "a b"),
+                ],
+                "QOTD_AUTH_SUBJECT_CLAIM",
+            ),
+            (
+                &[
+                    ("QOTD_DEV_ISSUER", "true"),
+                    ("QOTD_AUTH_JWKS_MIN_REFRESH_SECONDS", "-1"),
+                ],
+                "QOTD_AUTH_JWKS_MIN_REFRESH_SECONDS",
+            ),
+        ];
+        for (vars, variable) in cases {
+            let e = settings(vars).unwrap_err();
+            assert_eq!(e.variable, *variable, "{vars:?} -> {e}");
+        }
+        for bad in ["", "0", "65536", "http"] {
+            let e = handler_port(|_| Some(bad.to_owned())).unwrap_err();
+            assert!(
+                e.to_string().contains("FUNCTIONS_CUSTOMHANDLER_PORT"),
+                "{e}"
+            );
+        }
+        assert!(handler_port(|_| None).is_err());
+        assert_eq!(handler_port(|_| Some("8080".into())).unwrap(), 8080);
+    }
+
+    #[test]
+    fn dev_defaults_are_complete() {
+        let s = settings(&[("QOTD_DEV_ISSUER", "true"), ("QOTD_DATA_DIR", "/tmp/x")]).unwrap();
+        assert_eq!(s.database, DatabaseUrl::Sqlite("/tmp/x/qotd.db".into()));
+        assert_eq!(s.auth.audiences, vec!["qotd-local".to_owned()]);
+        assert_eq!(
+            (s.auth.subject_claim.as_str(), s.auth.roles_claim.as_str()),
+            ("sub", "roles")
+        );
+    }
+}

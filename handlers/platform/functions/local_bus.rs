@@ -1,0 +1,204 @@
+//! The local stand-in for Service Bus topics: an `EventPublisher` that delivers each event to
+//! every function whose function.json subscribes to the event's topic, by POSTing a real
+//! Service Bus trigger invocation (the shape of shared/fixtures/functions-host/
+//! servicebus-topic-invocation.json: body double-encoded, `MessageId`, `DeliveryCount`, ...) to
+//! the handler. Like Service Bus with the Functions trigger, a failed invocation is redelivered
+//! with `DeliveryCount + 1` up to `MAX_DELIVERIES`, then dead-lettered (appended to a file).
+//!
+//! `publish` returns only after every subscriber has acknowledged or dead-lettered, so an event
+//! is marked sent only once it was handled; if the handler cannot be reached at all the event
+//! stays in the outbox.
+
+use super::manifest::{FunctionApp, Trigger};
+use crate::app::App;
+use crate::platform::outbox::{EventPublisher, PublishError};
+use crate::platform::store::PendingEvent;
+use async_trait::async_trait;
+use chrono::{SecondsFormat, Utc};
+use serde_json::{Map, Value, json};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{OnceLock, Weak};
+use std::time::Duration;
+
+/// Service Bus's default max delivery count.
+pub const MAX_DELIVERIES: u32 = 10;
+
+/// Delivers outbox events to subscribed functions over the invocation protocol.
+pub struct LocalBus {
+    functions: FunctionApp,
+    http: reqwest::Client,
+    dead_letter: PathBuf,
+    app: OnceLock<Weak<App>>,
+}
+
+impl LocalBus {
+    pub fn new(functions: FunctionApp, http: reqwest::Client, dead_letter: PathBuf) -> Self {
+        Self {
+            functions,
+            http,
+            dead_letter,
+            app: OnceLock::new(),
+        }
+    }
+
+    /// Connects the bus to the handler whose URL it delivers to.
+    pub fn attach(&self, app: Weak<App>) {
+        let _ = self.app.set(app);
+    }
+
+    fn handler_url(&self) -> Option<String> {
+        self.app.get()?.upgrade().map(|a| a.self_url().to_owned())
+    }
+
+    async fn deliver(
+        &self,
+        base: &str,
+        function: &str,
+        binding: &str,
+        subscription: &str,
+        ev: &PendingEvent,
+    ) -> Result<(), PublishError> {
+        let url = format!("{base}/{function}");
+        let mut backoff = Duration::from_millis(50);
+        for delivery in 1..=MAX_DELIVERIES {
+            let body = invocation_body(function, binding, ev, delivery);
+            let sent = self
+                .http
+                .post(&url)
+                .header(
+                    "X-Azure-Functions-InvocationId",
+                    uuid::Uuid::new_v4().to_string(),
+                )
+                .header("X-Azure-Functions-HostVersion", HOST_VERSION)
+                .header(
+                    "User-Agent",
+                    format!("Azure-Functions-Host/{HOST_VERSION} (qotd local)"),
+                )
+                .header("Content-Type", "application/json; charset=utf-8")
+                .body(body.to_string())
+                .timeout(Duration::from_secs(60))
+                .send()
+                .await;
+            match sent {
+                Ok(res) if res.status().is_success() => return Ok(()),
+                Ok(res) => {
+                    tracing::warn!(function, subscription, delivery, status = %res.status(), event_id = %ev.event_id, "delivery failed; redelivering")
+                }
+                Err(e) if e.is_connect() => {
+                    return Err(PublishError::Transient(format!(
+                        "handler unreachable at {url}: {e}"
+                    )));
+                }
+                Err(e) => {
+                    tracing::warn!(function, subscription, delivery, error = %e, "delivery failed; redelivering")
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+        tracing::error!(function, subscription, event_id = %ev.event_id, "max delivery count reached; dead-lettering");
+        self.dead_letter(function, subscription, ev);
+        Ok(())
+    }
+
+    fn dead_letter(&self, function: &str, subscription: &str, ev: &PendingEvent) {
+        let line = json!({ "function": function, "subscription": subscription, "eventId": ev.event_id, "topic": ev.topic, "payload": ev.payload, "at": Utc::now().to_rfc3339() });
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.dead_letter)
+            .and_then(|mut f| writeln!(f, "{line}"));
+        if let Err(e) = written {
+            tracing::error!(error = %e, path = %self.dead_letter.display(), "cannot write dead-letter file");
+        }
+    }
+}
+
+/// The host version the local stand-ins announce in `X-Azure-Functions-HostVersion`.
+pub const HOST_VERSION: &str = "4.1037.0.0";
+
+#[async_trait]
+impl EventPublisher for LocalBus {
+    async fn publish(&self, topic: &str, events: &[PendingEvent]) -> Result<(), PublishError> {
+        let base = self
+            .handler_url()
+            .ok_or_else(|| PublishError::Transient("the handler is not running".into()))?;
+        let subscribers: Vec<(String, String, String)> = self
+            .functions
+            .subscribers(topic)
+            .filter_map(|f| match &f.trigger {
+                Trigger::ServiceBus {
+                    binding,
+                    subscription,
+                    ..
+                } => Some((f.name.clone(), binding.clone(), subscription.clone())),
+                _ => None,
+            })
+            .collect();
+        if subscribers.is_empty() {
+            return Err(PublishError::Config(format!(
+                "topic '{topic}' has no subscriber in functions/*/function.json"
+            )));
+        }
+        for ev in events {
+            let deliveries = subscribers
+                .iter()
+                .map(|(f, b, s)| self.deliver(&base, f, b, s, ev));
+            for r in futures_util::future::join_all(deliveries).await {
+                r?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A Service Bus trigger invocation body as the host builds it (functions-host.md §2, §6).
+pub fn invocation_body(function: &str, binding: &str, ev: &PendingEvent, delivery: u32) -> Value {
+    let enc = |s: &str| Value::String(serde_json::to_string(s).expect("string"));
+    let now = Utc::now();
+    let mut meta = Map::new();
+    meta.insert("DeliveryCount".into(), Value::String(delivery.to_string()));
+    meta.insert("LockToken".into(), enc(&uuid::Uuid::new_v4().to_string()));
+    meta.insert(
+        "EnqueuedTimeUtc".into(),
+        Value::String(now.format("%Y-%m-%dT%H:%M:%S").to_string()),
+    );
+    meta.insert(
+        "EnqueuedTime".into(),
+        Value::String(now.format("%Y-%m-%dT%H:%M:%S+00:00").to_string()),
+    );
+    meta.insert("MessageId".into(), enc(&ev.event_id));
+    meta.insert(
+        "ContentType".into(),
+        enc("application/cloudevents+json; charset=utf-8"),
+    );
+    meta.insert("Subject".into(), enc(&ev.event_type));
+    meta.insert("Label".into(), enc(&ev.event_type));
+    if let Some(c) = &ev.correlation_id {
+        meta.insert("CorrelationId".into(), enc(c));
+    }
+    meta.insert("ApplicationProperties".into(), json!({}));
+    meta.insert("UserProperties".into(), json!({}));
+    meta.insert(
+        "sys".into(),
+        json!({ "MethodName": function, "UtcNow": now.to_rfc3339_opts(SecondsFormat::Nanos, true), "RandGuid": uuid::Uuid::new_v4().to_string() }),
+    );
+    // The host also copies the top-level fields of a JSON body into Metadata (strings encoded
+    // again, objects as they are), overwriting keys case-insensitively.
+    if let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(&ev.payload) {
+        for (k, v) in fields {
+            if v.is_array() {
+                continue;
+            }
+            meta.retain(|existing, _| !existing.eq_ignore_ascii_case(&k));
+            let v = match v {
+                Value::String(s) => enc(&s),
+                Value::Object(_) => v,
+                other => enc(&other.to_string()),
+            };
+            meta.insert(k, v);
+        }
+    }
+    json!({ "Data": { binding: enc(&ev.payload) }, "Metadata": meta })
+}

@@ -1,0 +1,153 @@
+//! The outbox dispatcher: moves committed events from the outbox to the `EventPublisher`.
+//!
+//! **Invariant:** an event is marked sent only after the publisher confirmed it, so delivery is
+//! at-least-once; consumers are idempotent through their inbox. The dispatcher runs right after
+//! each commit (a `Notify` nudge), on a slow background tick, and from the `DispatchOutbox`
+//! timer function as a safety net; `dispatch_once` is the single step all three call.
+
+use crate::platform::clock::Clock;
+use crate::platform::store::{EventStore, PendingEvent};
+use async_trait::async_trait;
+use chrono::Duration as ChronoDuration;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// Publishes events to a topic. Returning `Ok` means the broker has accepted every event.
+#[async_trait]
+pub trait EventPublisher: Send + Sync {
+    async fn publish(&self, topic: &str, events: &[PendingEvent]) -> Result<(), PublishError>;
+}
+
+/// A publish that did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// Worth retrying soon (throttling, timeouts, 5xx).
+    #[error("transient publish failure: {0}")]
+    Transient(String),
+    /// A configuration problem (unknown topic, no permission): retried slowly, logged once.
+    #[error("publisher configuration error: {0}")]
+    Config(String),
+}
+
+/// What one dispatch step did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DispatchOutcome {
+    pub published: usize,
+    pub failed: usize,
+}
+
+/// Claims, publishes and settles outbox rows.
+pub struct Dispatcher {
+    store: Arc<dyn EventStore>,
+    publisher: Arc<dyn EventPublisher>,
+    clock: Arc<dyn Clock>,
+    owner: String,
+    nudge: Notify,
+    batch: usize,
+    lease: Duration,
+}
+
+impl Dispatcher {
+    pub fn new(
+        store: Arc<dyn EventStore>,
+        publisher: Arc<dyn EventPublisher>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            store,
+            publisher,
+            clock,
+            owner: format!("dispatcher-{}", uuid::Uuid::new_v4()),
+            nudge: Notify::new(),
+            batch: 100,
+            lease: Duration::from_secs(60),
+        }
+    }
+
+    /// Asks the background loop to run now (called after a commit that wrote events).
+    pub fn nudge(&self) {
+        self.nudge.notify_one();
+    }
+
+    /// One step: claim a batch, publish it topic by topic, settle each row. Publishing failures
+    /// are recorded on the row with a retry time that backs off with its attempt count.
+    pub async fn dispatch_once(
+        &self,
+    ) -> Result<DispatchOutcome, crate::platform::store::StoreError> {
+        let now = self.clock.now();
+        let claimed = self
+            .store
+            .claim_pending(&self.owner, self.batch, self.lease, now)
+            .await?;
+        let mut by_topic: BTreeMap<&str, Vec<&PendingEvent>> = BTreeMap::new();
+        for ev in &claimed {
+            by_topic.entry(ev.topic.as_str()).or_default().push(ev);
+        }
+        let mut outcome = DispatchOutcome::default();
+        for (topic, events) in by_topic {
+            let batch: Vec<PendingEvent> = events.iter().map(|e| (*e).clone()).collect();
+            match self.publisher.publish(topic, &batch).await {
+                Ok(()) => {
+                    let seqs: Vec<i64> = batch.iter().map(|e| e.seq).collect();
+                    self.store
+                        .mark_sent(&self.owner, &seqs, self.clock.now())
+                        .await?;
+                    outcome.published += batch.len();
+                }
+                Err(err) => {
+                    tracing::warn!(topic, error = %err, count = batch.len(), "publish failed; events stay pending");
+                    for ev in &batch {
+                        let retry_at = self.clock.now() + backoff(ev.attempts, &err);
+                        self.store
+                            .release(&self.owner, ev.seq, &err.to_string(), retry_at)
+                            .await?;
+                    }
+                    outcome.failed += batch.len();
+                }
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Drains the outbox until a step publishes nothing new.
+    pub async fn drain(&self) -> Result<DispatchOutcome, crate::platform::store::StoreError> {
+        let mut total = DispatchOutcome::default();
+        loop {
+            let step = self.dispatch_once().await?;
+            total.published += step.published;
+            total.failed += step.failed;
+            if step.published == 0 {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Background loop: drains on every nudge and at least every `tick`, until `shutdown`.
+    pub async fn run(
+        self: Arc<Self>,
+        tick: Duration,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        loop {
+            if let Err(e) = self.drain().await {
+                tracing::error!(error = %e, "outbox dispatch failed; will retry");
+            }
+            tokio::select! {
+                _ = self.nudge.notified() => {}
+                _ = tokio::time::sleep(tick) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+fn backoff(attempts: u32, err: &PublishError) -> ChronoDuration {
+    let base_ms: i64 = match err {
+        PublishError::Transient(_) => 500,
+        PublishError::Config(_) => 30_000,
+    };
+    let ms = base_ms.saturating_mul(1 << attempts.min(6)).min(300_000);
+    ChronoDuration::milliseconds(ms)
+}

@@ -1,0 +1,153 @@
+//! Storage ports shared by all contexts and the backend selection. Each context defines its own
+//! repository trait next to its domain; this module holds what they share: the error type, the
+//! inbox key consumers record with their effect, the outbox/poison port and `open`, which turns
+//! `QOTD_DATABASE_URL` into one backend implementing every trait.
+//!
+//! Every SQL dialect detail lives inside a backend module (`sqlite`); contexts never see SQL.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why a storage call failed. Callers treat every variant as "not done": nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or is busy; retrying later may succeed.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data broke an invariant the code relies on (a bug or manual edit).
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+}
+
+/// Idempotency key of one consumer's handling of one event: recorded in the same transaction as
+/// the consumer's effect, so a redelivered event finds it and changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxKey {
+    pub consumer: &'static str,
+    pub event_id: String,
+}
+
+/// Whether a consumer's effect was applied now or had been applied before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Now,
+    AlreadyProcessed,
+}
+
+/// One committed event waiting in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingEvent {
+    pub seq: i64,
+    pub event_id: String,
+    pub topic: String,
+    pub subject: String,
+    pub event_type: String,
+    pub correlation_id: Option<String>,
+    pub payload: String,
+    pub attempts: u32,
+}
+
+/// The outbox and poison-message port. Claims are leases: a claimed row is invisible to other
+/// dispatchers until `lease` runs out, so several instances never publish the same row at once
+/// in normal operation, and a crashed dispatcher's rows come back after the lease.
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Claims up to `limit` unsent events due at `now`, oldest first, for `lease`.
+    async fn claim_pending(
+        &self,
+        owner: &str,
+        limit: usize,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<PendingEvent>, StoreError>;
+    /// Marks events published; only rows still claimed by `owner` are changed.
+    async fn mark_sent(
+        &self,
+        owner: &str,
+        seqs: &[i64],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Gives a claimed event back with the failure reason, not to be retried before `retry_at`.
+    async fn release(
+        &self,
+        owner: &str,
+        seq: i64,
+        error: &str,
+        retry_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Events committed but not yet published.
+    async fn pending_count(&self) -> Result<u64, StoreError>;
+    /// Stores a message a consumer can never process, with the reason, so it can be acknowledged.
+    async fn record_poison(
+        &self,
+        consumer: &str,
+        message_id: Option<&str>,
+        payload: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Number of poison messages stored for `consumer`.
+    async fn poison_count(&self, consumer: &str) -> Result<u64, StoreError>;
+    /// A cheap round trip proving the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// One backend, seen through every port it implements.
+#[derive(Clone)]
+pub struct Stores {
+    pub users: Arc<dyn crate::users::UsersRepo>,
+    pub quiz: Arc<dyn crate::quiz::QuizRepo>,
+    pub leaderboard: Arc<dyn crate::leaderboard::LeaderboardRepo>,
+    pub events: Arc<dyn EventStore>,
+}
+
+/// Where the data lives, parsed from `QOTD_DATABASE_URL`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Sqlite(std::path::PathBuf),
+}
+
+impl DatabaseUrl {
+    /// Accepts `sqlite://<path>` or `sqlite:<path>`; anything else names the problem.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let path = raw
+            .strip_prefix("sqlite://")
+            .or_else(|| raw.strip_prefix("sqlite:"));
+        match path {
+            Some("") => Err("sqlite URL has no file path (expected sqlite://<path>)".into()),
+            Some(p) => Ok(Self::Sqlite(p.into())),
+            None if raw.to_ascii_lowercase().contains("server=") => Err(
+                "an Azure SQL / SQL Server connection string was given, but this build supports only sqlite://<path> (the Azure SQL backend is not implemented yet)".into(),
+            ),
+            None => Err(format!("unsupported database URL '{}' (expected sqlite://<path>)", redact_url(raw))),
+        }
+    }
+}
+
+/// Hides anything that looks like a credential before a URL is echoed in an error.
+fn redact_url(raw: &str) -> String {
+    if raw.to_ascii_lowercase().contains("password") || raw.contains('@') {
+        "[redacted]".into()
+    } else {
+        raw.chars().take(80).collect()
+    }
+}
+
+/// Opens the backend, applying pending migrations first.
+pub async fn open(url: &DatabaseUrl) -> anyhow::Result<Stores> {
+    match url {
+        DatabaseUrl::Sqlite(path) => {
+            let db = Arc::new(sqlite::Sqlite::open(path)?);
+            Ok(Stores {
+                users: db.clone(),
+                quiz: db.clone(),
+                leaderboard: db.clone(),
+                events: db,
+            })
+        }
+    }
+}

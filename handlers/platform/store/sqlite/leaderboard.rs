@@ -1,0 +1,309 @@
+//! `LeaderboardRepo` on SQLite. Boards are rows of `leaderboard_scores` keyed by period; the
+//! histogram `leaderboard_histogram` (score -> players) is updated in the same transaction, so
+//! a rank is `1 + SUM(players above)` over a few hundred rows, whatever the number of players.
+
+use super::{Sqlite, db, parse_day, record_inbox};
+use crate::kernel::{QuizDay, Streak, UserId};
+use crate::leaderboard::{
+    BoardRow, LeaderboardRepo, Period, PlayerStats, RankedRow, ScoredAttempt, Standing,
+};
+use crate::platform::store::{Applied, InboxKey, StoreError};
+use async_trait::async_trait;
+use chrono::Utc;
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+
+fn players_above(conn: &Connection, key: &str, score: u32) -> Result<u64, StoreError> {
+    conn.prepare_cached("SELECT COALESCE(SUM(players), 0) FROM leaderboard_histogram WHERE period_key = ?1 AND score > ?2")
+        .map_err(db)?
+        .query_row(params![key, score], |r| r.get::<_, i64>(0))
+        .map(|n| n as u64)
+        .map_err(db)
+}
+
+fn bump_histogram(
+    tx: &Transaction<'_>,
+    key: &str,
+    score: u32,
+    delta: i64,
+) -> Result<(), StoreError> {
+    if delta > 0 {
+        tx.prepare_cached(
+            "INSERT INTO leaderboard_histogram (period_key, score, players) VALUES (?1, ?2, ?3)
+             ON CONFLICT (period_key, score) DO UPDATE SET players = players + excluded.players",
+        )
+        .map_err(db)?
+        .execute(params![key, score, delta])
+        .map_err(db)?;
+    } else {
+        tx.prepare_cached("UPDATE leaderboard_histogram SET players = players + ?3 WHERE period_key = ?1 AND score = ?2 AND players > 1")
+            .map_err(db)?
+            .execute(params![key, score, delta])
+            .and_then(|n| {
+                if n == 0 {
+                    tx.execute("DELETE FROM leaderboard_histogram WHERE period_key = ?1 AND score = ?2", params![key, score])
+                } else {
+                    Ok(n)
+                }
+            })
+            .map_err(db)?;
+    }
+    Ok(())
+}
+
+fn add_score(tx: &Transaction<'_>, key: &str, user: &str, points: u32) -> Result<(), StoreError> {
+    let old: Option<u32> = tx
+        .prepare_cached(
+            "SELECT score FROM leaderboard_scores WHERE period_key = ?1 AND user_id = ?2",
+        )
+        .map_err(db)?
+        .query_row(params![key, user], |r| r.get(0))
+        .optional()
+        .map_err(db)?;
+    let new = old.unwrap_or(0) + points;
+    tx.prepare_cached(
+        "INSERT INTO leaderboard_scores (period_key, user_id, score, quizzes) VALUES (?1, ?2, ?3, 1)
+         ON CONFLICT (period_key, user_id) DO UPDATE SET score = excluded.score, quizzes = quizzes + 1",
+    )
+    .map_err(db)?
+    .execute(params![key, user, new])
+    .map_err(db)?;
+    if let Some(old) = old {
+        bump_histogram(tx, key, old, -1)?;
+    }
+    bump_histogram(tx, key, new, 1)
+}
+
+/// Seeds a board directly (benchmarks only): `players` rows with scores from `score_of`.
+pub fn seed_board(
+    sqlite: &Sqlite,
+    key: &str,
+    players: u64,
+    score_of: impl Fn(u64) -> u32,
+) -> Result<(), StoreError> {
+    let mut conn = sqlite.writer.lock().unwrap_or_else(|p| p.into_inner());
+    let tx = conn.transaction().map_err(db)?;
+    {
+        let mut player = tx
+            .prepare(
+                "INSERT OR IGNORE INTO leaderboard_players (user_id, display_name) VALUES (?1, ?2)",
+            )
+            .map_err(db)?;
+        let mut score = tx
+            .prepare("INSERT OR REPLACE INTO leaderboard_scores (period_key, user_id, score, quizzes) VALUES (?1, ?2, ?3, 1)")
+            .map_err(db)?;
+        for i in 0..players {
+            let user = format!("seed-{i:07}");
+            player
+                .execute(params![user, format!("Seed {i}")])
+                .map_err(db)?;
+            score.execute(params![key, user, score_of(i)]).map_err(db)?;
+        }
+        tx.execute(
+            "DELETE FROM leaderboard_histogram WHERE period_key = ?1",
+            [key],
+        )
+        .map_err(db)?;
+        tx.execute(
+            "INSERT INTO leaderboard_histogram (period_key, score, players)
+             SELECT period_key, score, COUNT(*) FROM leaderboard_scores WHERE period_key = ?1 GROUP BY score",
+            [key],
+        )
+        .map_err(db)?;
+    }
+    tx.commit().map_err(db)
+}
+
+#[async_trait]
+impl LeaderboardRepo for Sqlite {
+    async fn apply_registration(
+        &self,
+        inbox: &InboxKey,
+        user: &UserId,
+        display_name: &str,
+    ) -> Result<Applied, StoreError> {
+        let (inbox, user, name) = (inbox.clone(), user.clone(), display_name.to_owned());
+        self.write(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db)?;
+            if !record_inbox(&tx, &inbox, Utc::now())? {
+                return Ok(Applied::AlreadyProcessed);
+            }
+            tx.execute(
+                "INSERT INTO leaderboard_players (user_id, display_name) VALUES (?1, ?2)
+                 ON CONFLICT (user_id) DO UPDATE SET display_name = excluded.display_name",
+                params![user.as_str(), name],
+            )
+            .map_err(db)?;
+            tx.commit().map_err(db)?;
+            Ok(Applied::Now)
+        })
+        .await
+    }
+
+    async fn open_day(&self, inbox: &InboxKey, day: QuizDay) -> Result<Applied, StoreError> {
+        let inbox = inbox.clone();
+        self.write(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
+            if !record_inbox(&tx, &inbox, Utc::now())? {
+                return Ok(Applied::AlreadyProcessed);
+            }
+            tx.execute(
+                "INSERT INTO leaderboard_days (quiz_date, opened_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                params![day.to_string(), super::ts(Utc::now())],
+            )
+            .map_err(db)?;
+            tx.commit().map_err(db)?;
+            Ok(Applied::Now)
+        })
+        .await
+    }
+
+    async fn apply_attempt(
+        &self,
+        inbox: &InboxKey,
+        attempt: &ScoredAttempt,
+    ) -> Result<Applied, StoreError> {
+        let (inbox, a) = (inbox.clone(), attempt.clone());
+        self.write(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
+            if !record_inbox(&tx, &inbox, Utc::now())? {
+                return Ok(Applied::AlreadyProcessed);
+            }
+            let user = a.user_id.as_str();
+            tx.prepare_cached("INSERT INTO leaderboard_players (user_id, display_name) VALUES (?1, ?2) ON CONFLICT DO NOTHING")
+                .map_err(db)?
+                .execute(params![user, a.display_name])
+                .map_err(db)?;
+            let (current, best, last): (u32, u32, Option<String>) = tx
+                .prepare_cached("SELECT current_streak, best_streak, last_played FROM leaderboard_players WHERE user_id = ?1")
+                .map_err(db)?
+                .query_row([user], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .map_err(db)?;
+            let streak = Streak { current, best, last_played: last.as_deref().map(parse_day).transpose()? };
+            let streak = streak.played(a.day).unwrap_or(streak);
+            tx.prepare_cached(
+                "UPDATE leaderboard_players SET quizzes_played = quizzes_played + 1, total_score = total_score + ?2,
+                 current_streak = ?3, best_streak = ?4, last_played = ?5 WHERE user_id = ?1",
+            )
+            .map_err(db)?
+            .execute(params![user, a.score, streak.current, streak.best, streak.last_played.map(|d| d.to_string())])
+            .map_err(db)?;
+            for period in [Period::Daily(a.day), Period::Weekly(a.day), Period::AllTime] {
+                add_score(&tx, &period.key(), user, a.score)?;
+            }
+            tx.commit().map_err(db)?;
+            Ok(Applied::Now)
+        })
+        .await
+    }
+
+    async fn top(
+        &self,
+        period_key: &str,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Vec<RankedRow>, StoreError> {
+        let key = period_key.to_owned();
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT s.user_id, COALESCE(p.display_name, s.user_id), s.score, s.quizzes
+                     FROM leaderboard_scores s LEFT JOIN leaderboard_players p ON p.user_id = s.user_id
+                     WHERE s.period_key = ?1 ORDER BY s.score DESC, s.user_id LIMIT ?2 OFFSET ?3",
+                )
+                .map_err(db)?;
+            let rows: Vec<BoardRow> = stmt
+                .query_map(params![key, limit, offset as i64], |r| {
+                    Ok(BoardRow { user_id: r.get(0)?, display_name: r.get(1)?, score: r.get(2)?, quizzes: r.get(3)? })
+                })
+                .map_err(db)?
+                .collect::<Result<_, _>>()
+                .map_err(db)?;
+            let Some(first) = rows.first() else { return Ok(Vec::new()) };
+            // Competition ranking: a row's rank is 1 + the number of players with a higher
+            // score. The first row needs the histogram; after it, the rank changes only when
+            // the score does, and then equals the row's position.
+            let mut rank = 1 + players_above(conn, &key, first.score)?;
+            let mut ranked = Vec::with_capacity(rows.len());
+            let mut prev_score = first.score;
+            for (i, row) in rows.into_iter().enumerate() {
+                if row.score != prev_score {
+                    rank = offset + i as u64 + 1;
+                    prev_score = row.score;
+                }
+                ranked.push(RankedRow { rank, row });
+            }
+            Ok(ranked)
+        })
+        .await
+    }
+
+    async fn standing(
+        &self,
+        period_key: &str,
+        user: &UserId,
+    ) -> Result<Option<Standing>, StoreError> {
+        let (key, user) = (period_key.to_owned(), user.clone());
+        self.read(move |conn| {
+            let row: Option<(u32, u32)> = conn
+                .prepare_cached("SELECT score, quizzes FROM leaderboard_scores WHERE period_key = ?1 AND user_id = ?2")
+                .map_err(db)?
+                .query_row(params![key, user.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+                .map_err(db)?;
+            row.map(|(score, quizzes)| Ok(Standing { rank: 1 + players_above(conn, &key, score)?, score, quizzes }))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn player_count(&self, period_key: &str) -> Result<u64, StoreError> {
+        let key = period_key.to_owned();
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT COALESCE(SUM(players), 0) FROM leaderboard_histogram WHERE period_key = ?1",
+            )
+            .map_err(db)?
+            .query_row([key], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(db)
+        })
+        .await
+    }
+
+    async fn player_stats(&self, user: &UserId) -> Result<Option<PlayerStats>, StoreError> {
+        let user = user.clone();
+        self.read(move |conn| {
+            let row: Option<(u32, i64, u32, u32, Option<String>)> = conn
+                .prepare_cached(
+                    "SELECT quizzes_played, total_score, current_streak, best_streak, last_played FROM leaderboard_players WHERE user_id = ?1",
+                )
+                .map_err(db)?
+                .query_row([user.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+                .optional()
+                .map_err(db)?;
+            row.map(|(played, total, current, best, last)| {
+                Ok(PlayerStats {
+                    quizzes_played: played,
+                    total_score: total as u64,
+                    streak: Streak { current, best, last_played: last.as_deref().map(parse_day).transpose()? },
+                })
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn day_opened(&self, day: QuizDay) -> Result<bool, StoreError> {
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM leaderboard_days WHERE quiz_date = ?1)",
+                [day.to_string()],
+                |r| r.get(0),
+            )
+            .map_err(db)
+        })
+        .await
+    }
+}

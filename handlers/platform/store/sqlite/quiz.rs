@@ -1,0 +1,266 @@
+//! `QuizRepo` on SQLite (`quiz_quizzes`, `quiz_questions`, `quiz_attempts`).
+
+use super::{Sqlite, db, insert_event, parse_day, parse_ts, ts};
+use crate::kernel::{QuizDay, UserId};
+use crate::platform::events::NewEvent;
+use crate::platform::store::StoreError;
+use crate::quiz::{Attempt, Difficulty, Inserted, Question, Quiz, QuizRepo, QuizSource, Replaced};
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use std::collections::HashSet;
+
+fn corrupt<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> StoreError {
+    move |e| StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+fn insert_questions(tx: &Transaction<'_>, quiz: &Quiz) -> Result<(), StoreError> {
+    let mut stmt = tx
+        .prepare_cached(
+            "INSERT INTO quiz_questions (quiz_date, position, question_id, text, choices, correct_choice, explanation, category, difficulty)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .map_err(db)?;
+    for (pos, q) in quiz.questions.iter().enumerate() {
+        let choices = serde_json::to_string(&q.choices).expect("strings serialise");
+        stmt.execute(params![
+            quiz.day.to_string(),
+            pos as i64,
+            q.id,
+            q.text,
+            choices,
+            q.correct,
+            q.explanation,
+            q.category,
+            q.difficulty.as_str()
+        ])
+        .map_err(db)?;
+    }
+    Ok(())
+}
+
+fn load_quiz(conn: &Connection, day: QuizDay) -> Result<Option<Quiz>, StoreError> {
+    let head = conn
+        .query_row(
+            "SELECT source, generated_at FROM quiz_quizzes WHERE quiz_date = ?1",
+            [day.to_string()],
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+        )
+        .optional()
+        .map_err(db)?;
+    let Some((source, generated_at)) = head else {
+        return Ok(None);
+    };
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT question_id, text, choices, correct_choice, explanation, category, difficulty
+             FROM quiz_questions WHERE quiz_date = ?1 ORDER BY position",
+        )
+        .map_err(db)?;
+    let rows = stmt
+        .query_map([day.to_string()], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, u8>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, String>(6)?,
+            ))
+        })
+        .map_err(db)?;
+    let mut questions = Vec::new();
+    for row in rows {
+        let (id, text, choices, correct, explanation, category, difficulty) = row.map_err(db)?;
+        questions.push(Question {
+            id,
+            text,
+            choices: serde_json::from_str(&choices).map_err(corrupt("question choices"))?,
+            correct,
+            explanation,
+            category,
+            difficulty: Difficulty::parse(&difficulty).map_err(StoreError::Corrupt)?,
+        });
+    }
+    Ok(Some(Quiz {
+        day,
+        questions,
+        source: QuizSource::parse(&source).map_err(StoreError::Corrupt)?,
+        generated_at: parse_ts(&generated_at)?,
+    }))
+}
+
+fn attempt_from_row(
+    r: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(String, String, String, u32, u32, u32, String)> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+    ))
+}
+
+fn to_attempt(row: (String, String, String, u32, u32, u32, String)) -> Result<Attempt, StoreError> {
+    let (user, day, answers, correct, total, score, at) = row;
+    Ok(Attempt {
+        user_id: UserId::parse(&user).map_err(StoreError::Corrupt)?,
+        day: parse_day(&day)?,
+        answers: serde_json::from_str(&answers).map_err(corrupt("attempt answers"))?,
+        correct,
+        total,
+        score,
+        submitted_at: parse_ts(&at)?,
+    })
+}
+
+const ATTEMPT_COLUMNS: &str =
+    "user_id, quiz_date, answers, correct_count, total, score, submitted_at";
+
+#[async_trait]
+impl QuizRepo for Sqlite {
+    async fn insert_quiz(&self, quiz: &Quiz, event: &NewEvent) -> Result<Inserted, StoreError> {
+        let (quiz, event) = (quiz.clone(), event.clone());
+        self.write(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
+            let n = tx
+                .execute(
+                    "INSERT INTO quiz_quizzes (quiz_date, source, generated_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                    params![quiz.day.to_string(), quiz.source.as_str(), ts(quiz.generated_at)],
+                )
+                .map_err(db)?;
+            if n == 0 {
+                return Ok(Inserted::AlreadyExists);
+            }
+            insert_questions(&tx, &quiz)?;
+            insert_event(&tx, &event)?;
+            tx.commit().map_err(db)?;
+            Ok(Inserted::Yes)
+        })
+        .await
+    }
+
+    async fn replace_quiz(&self, quiz: &Quiz, event: &NewEvent) -> Result<Replaced, StoreError> {
+        let (quiz, event) = (quiz.clone(), event.clone());
+        self.write(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db)?;
+            let day = quiz.day.to_string();
+            let exists: bool = tx
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM quiz_quizzes WHERE quiz_date = ?1)",
+                    [&day],
+                    |r| r.get(0),
+                )
+                .map_err(db)?;
+            if !exists {
+                return Ok(Replaced::Missing);
+            }
+            let attempted: bool = tx
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM quiz_attempts WHERE quiz_date = ?1)",
+                    [&day],
+                    |r| r.get(0),
+                )
+                .map_err(db)?;
+            if attempted {
+                return Ok(Replaced::HasAttempts);
+            }
+            tx.execute("DELETE FROM quiz_questions WHERE quiz_date = ?1", [&day])
+                .map_err(db)?;
+            tx.execute(
+                "UPDATE quiz_quizzes SET source = ?2, generated_at = ?3 WHERE quiz_date = ?1",
+                params![day, quiz.source.as_str(), ts(quiz.generated_at)],
+            )
+            .map_err(db)?;
+            insert_questions(&tx, &quiz)?;
+            insert_event(&tx, &event)?;
+            tx.commit().map_err(db)?;
+            Ok(Replaced::Yes)
+        })
+        .await
+    }
+
+    async fn quiz(&self, day: QuizDay) -> Result<Option<Quiz>, StoreError> {
+        self.read(move |conn| load_quiz(conn, day)).await
+    }
+
+    async fn question_ids_between(
+        &self,
+        from: QuizDay,
+        until: QuizDay,
+    ) -> Result<HashSet<String>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT question_id FROM quiz_questions WHERE quiz_date >= ?1 AND quiz_date < ?2")
+                .map_err(db)?;
+            let ids = stmt
+                .query_map([from.to_string(), until.to_string()], |r| r.get::<_, String>(0))
+                .map_err(db)?
+                .collect::<Result<HashSet<_>, _>>()
+                .map_err(db)?;
+            Ok(ids)
+        })
+        .await
+    }
+
+    async fn insert_attempt(
+        &self,
+        attempt: &Attempt,
+        event: &NewEvent,
+    ) -> Result<Inserted, StoreError> {
+        let (a, event) = (attempt.clone(), event.clone());
+        self.write(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
+            let answers = serde_json::to_string(&a.answers).expect("numbers serialise");
+            let n = tx
+                .prepare_cached(&format!(
+                    "INSERT INTO quiz_attempts ({ATTEMPT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING"
+                ))
+                .map_err(db)?
+                .execute(params![a.user_id.as_str(), a.day.to_string(), answers, a.correct, a.total, a.score, ts(a.submitted_at)])
+                .map_err(db)?;
+            if n == 0 {
+                return Ok(Inserted::AlreadyExists);
+            }
+            insert_event(&tx, &event)?;
+            tx.commit().map_err(db)?;
+            Ok(Inserted::Yes)
+        })
+        .await
+    }
+
+    async fn attempt(&self, user: &UserId, day: QuizDay) -> Result<Option<Attempt>, StoreError> {
+        let user = user.clone();
+        self.read(move |conn| {
+            conn.query_row(
+                &format!("SELECT {ATTEMPT_COLUMNS} FROM quiz_attempts WHERE user_id = ?1 AND quiz_date = ?2"),
+                params![user.as_str(), day.to_string()],
+                attempt_from_row,
+            )
+            .optional()
+            .map_err(db)?
+            .map(to_attempt)
+            .transpose()
+        })
+        .await
+    }
+
+    async fn attempts(&self, user: &UserId, limit: u32) -> Result<Vec<Attempt>, StoreError> {
+        let user = user.clone();
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {ATTEMPT_COLUMNS} FROM quiz_attempts WHERE user_id = ?1 ORDER BY quiz_date DESC LIMIT ?2"
+                ))
+                .map_err(db)?;
+            let rows = stmt.query_map(params![user.as_str(), limit], attempt_from_row).map_err(db)?;
+            rows.map(|r| r.map_err(db).and_then(to_attempt)).collect()
+        })
+        .await
+    }
+}

@@ -1,0 +1,372 @@
+//! HTTP adapter of the quiz context: today's and past quizzes, attempts, history, share text
+//! and admin generation. Answers are revealed only for past days, or to a caller for the
+//! questions of their own attempt.
+
+use super::{Attempt, Generation, Question, Quiz, QuizError};
+use crate::app::App;
+use crate::kernel::QuizDay;
+use crate::platform::http::{ApiRequest, ApiResponse, Problem, json_response};
+use crate::users;
+use chrono::SecondsFormat;
+use http::StatusCode;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// Maps quiz errors to problems (the one place for this context).
+pub fn problem(e: QuizError) -> Problem {
+    match e {
+        QuizError::NotFound(day) => Problem::not_found(format!("there is no quiz for {day}")),
+        e @ QuizError::NotOpen { .. } => Problem::conflict("quiz-closed", e.to_string()),
+        e @ QuizError::AlreadyExists(_) => Problem::conflict(
+            "quiz-exists",
+            format!("{e}; use ?force=true to replace it while nobody has attempted it"),
+        ),
+        e @ QuizError::AlreadyAttempted(_) => Problem::conflict(
+            "already-attempted",
+            format!("{e}; only one attempt per day is allowed"),
+        ),
+        e @ QuizError::HasAttempts(_) => Problem::conflict("quiz-has-attempts", e.to_string()),
+        QuizError::InvalidAnswers(detail) => Problem::invalid(detail),
+        QuizError::Generation(e) => Problem::internal(format!("quiz generation failed: {e}")),
+        QuizError::Store(e) => Problem::unavailable(e),
+    }
+}
+
+/// Rejects query parameters the endpoint does not know (a typo would otherwise be ignored).
+pub fn only_params(query: &HashMap<String, String>, allowed: &[&str]) -> Result<(), Problem> {
+    match query.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) if allowed.is_empty() => Err(Problem::bad_request(format!(
+            "unknown query parameter '{k}'; this endpoint takes none"
+        ))),
+        Some(k) => Err(Problem::bad_request(format!(
+            "unknown query parameter '{k}'; allowed: {}",
+            allowed.join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn path_day(req: &ApiRequest) -> Result<QuizDay, Problem> {
+    QuizDay::parse(req.param("date"))
+        .map_err(|e| Problem::bad_request(format!("path segment 'date': {e}")))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct QuestionView<'a> {
+    id: &'a str,
+    text: &'a str,
+    choices: &'a [String],
+    category: &'a str,
+    difficulty: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    correct_choice: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    explanation: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct QuizView<'a> {
+    date: String,
+    closes_at: String,
+    source: &'static str,
+    answers_revealed: bool,
+    questions: Vec<QuestionView<'a>>,
+}
+
+fn question_view(q: &Question, reveal: bool) -> QuestionView<'_> {
+    QuestionView {
+        id: &q.id,
+        text: &q.text,
+        choices: &q.choices,
+        category: &q.category,
+        difficulty: q.difficulty.as_str(),
+        correct_choice: reveal.then_some(q.correct),
+        explanation: reveal.then_some(q.explanation.as_str()),
+    }
+}
+
+fn quiz_response(status: StatusCode, quiz: &Quiz, reveal: bool) -> ApiResponse {
+    json_response(
+        status,
+        &QuizView {
+            date: quiz.day.to_string(),
+            closes_at: quiz
+                .day
+                .closes_at()
+                .to_rfc3339_opts(SecondsFormat::Secs, true),
+            source: quiz.source.as_str(),
+            answers_revealed: reveal,
+            questions: quiz
+                .questions
+                .iter()
+                .map(|q| question_view(q, reveal))
+                .collect(),
+        },
+    )
+}
+
+/// `GET /api/quizzes/today`: today's quiz without answers (generated on demand if the timer
+/// has not run yet).
+pub async fn today(app: &App, req: ApiRequest) -> Result<ApiResponse, Problem> {
+    app.authenticate(&req).await?;
+    only_params(&req.query_map()?, &[])?;
+    let day = app.quiz.today();
+    let quiz = match app.quiz.quiz(day).await {
+        Ok(q) => q,
+        Err(QuizError::NotFound(_)) => match app
+            .quiz
+            .ensure_generated(day, App::correlation_id(&req))
+            .await
+            .map_err(problem)?
+        {
+            Generation::Created(q) => {
+                app.dispatcher.nudge();
+                q
+            }
+            Generation::Existed(q) => q,
+        },
+        Err(e) => return Err(problem(e)),
+    };
+    Ok(quiz_response(StatusCode::OK, &quiz, false))
+}
+
+/// `GET /api/quizzes/{date}`: past days with answers, today without, future days 404.
+pub async fn by_date(app: &App, req: ApiRequest) -> Result<ApiResponse, Problem> {
+    app.authenticate(&req).await?;
+    only_params(&req.query_map()?, &[])?;
+    let day = path_day(&req)?;
+    let today = app.quiz.today();
+    if day > today {
+        return Err(Problem::not_found(format!(
+            "there is no quiz for {day} yet; today is {today}"
+        )));
+    }
+    let quiz = app.quiz.quiz(day).await.map_err(problem)?;
+    Ok(quiz_response(StatusCode::OK, &quiz, day < today))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AttemptBody {
+    answers: Vec<i64>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ResultView<'a> {
+    question_id: &'a str,
+    chosen_choice: u8,
+    correct_choice: u8,
+    is_correct: bool,
+    explanation: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AttemptView<'a> {
+    date: String,
+    score: u32,
+    correct: u32,
+    total: u32,
+    submitted_at: String,
+    results: Vec<ResultView<'a>>,
+}
+
+/// `POST /api/quizzes/{date}/attempts`: the caller's one attempt at today's quiz.
+pub async fn submit(app: &App, req: ApiRequest) -> Result<ApiResponse, Problem> {
+    let caller = app.authenticate(&req).await?;
+    only_params(&req.query_map()?, &[])?;
+    let day = path_day(&req)?;
+    let body: AttemptBody = req.json()?;
+    let profile = app
+        .users
+        .profile(&caller.user_id)
+        .await
+        .map_err(|e| match e {
+            users::UsersError::NotRegistered(_) => {
+                Problem::forbidden("register first: POST /api/users/me with {\"displayName\": ...}")
+            }
+            other => users::http::problem(other),
+        })?;
+    let outcome = app
+        .quiz
+        .submit(
+            caller.user_id,
+            profile.display_name.as_str(),
+            day,
+            &body.answers,
+            App::correlation_id(&req),
+        )
+        .await
+        .map_err(problem)?;
+    app.dispatcher.nudge();
+    let a = &outcome.attempt;
+    let results = outcome
+        .quiz
+        .questions
+        .iter()
+        .zip(&a.answers)
+        .map(|(q, &chosen)| ResultView {
+            question_id: &q.id,
+            chosen_choice: chosen,
+            correct_choice: q.correct,
+            is_correct: chosen == q.correct,
+            explanation: &q.explanation,
+        })
+        .collect();
+    Ok(json_response(
+        StatusCode::CREATED,
+        &AttemptView {
+            date: day.to_string(),
+            score: a.score,
+            correct: a.correct,
+            total: a.total,
+            submitted_at: a.submitted_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+            results,
+        },
+    ))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HistoryEntry {
+    date: String,
+    score: u32,
+    correct: u32,
+    total: u32,
+    submitted_at: String,
+}
+
+/// Parses an optional integer query parameter within `range`, naming it in errors.
+pub fn int_param(
+    query: &HashMap<String, String>,
+    name: &str,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, Problem> {
+    let Some(raw) = query.get(name) else {
+        return Ok(default);
+    };
+    let value: u64 = raw.parse().map_err(|_| {
+        Problem::bad_request(format!(
+            "query parameter '{name}' is '{}'; expected a whole number from {} to {}",
+            raw.chars().take(40).collect::<String>(),
+            range.start(),
+            range.end()
+        ))
+    })?;
+    if !range.contains(&value) {
+        return Err(Problem::bad_request(format!(
+            "query parameter '{name}' is {value}; expected {} to {}",
+            range.start(),
+            range.end()
+        )));
+    }
+    Ok(value)
+}
+
+/// `GET /api/users/me/attempts?limit=`: the caller's attempts, newest first.
+pub async fn history(app: &App, req: ApiRequest) -> Result<ApiResponse, Problem> {
+    let caller = app.authenticate(&req).await?;
+    let query = req.query_map()?;
+    only_params(&query, &["limit"])?;
+    let limit = int_param(&query, "limit", 30, 1..=100)? as u32;
+    let attempts = app
+        .quiz
+        .history(&caller.user_id, limit)
+        .await
+        .map_err(problem)?;
+    let entries: Vec<HistoryEntry> = attempts
+        .iter()
+        .map(|a: &Attempt| HistoryEntry {
+            date: a.day.to_string(),
+            score: a.score,
+            correct: a.correct,
+            total: a.total,
+            submitted_at: a.submitted_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+        })
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &serde_json::json!({ "attempts": entries }),
+    ))
+}
+
+/// `GET /api/users/me/attempts/{date}/share`: a spoiler-free result line and a plain-text
+/// variant for screen readers; neither contains questions or answers.
+pub async fn share(app: &App, req: ApiRequest) -> Result<ApiResponse, Problem> {
+    let caller = app.authenticate(&req).await?;
+    only_params(&req.query_map()?, &[])?;
+    let day = path_day(&req)?;
+    let attempt = app
+        .quiz
+        .attempt(&caller.user_id, day)
+        .await
+        .map_err(problem)?
+        .ok_or_else(|| Problem::not_found(format!("you have no attempt for {day}")))?;
+    let quiz = app.quiz.quiz(day).await.map_err(problem)?;
+    let marks: Vec<bool> = quiz
+        .questions
+        .iter()
+        .zip(&attempt.answers)
+        .map(|(q, a)| q.correct == *a)
+        .collect();
+    let emoji: String = marks
+        .iter()
+        .map(|ok| if *ok { '✅' } else { '❌' })
+        .collect();
+    let words: Vec<String> = marks
+        .iter()
+        .enumerate()
+        .map(|(i, ok)| format!("question {} {}", i + 1, if *ok { "right" } else { "wrong" }))
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &serde_json::json!({
+            "date": day.to_string(),
+            "score": attempt.score,
+            "correct": attempt.correct,
+            "total": attempt.total,
+            "text": format!("qotd {day} {}/{} {emoji}", attempt.correct, attempt.total),
+            "plainText": format!("qotd {day}: {} of {} correct ({}).", attempt.correct, attempt.total, words.join(", ")),
+        }),
+    ))
+}
+
+/// `POST /api/admin/quizzes/{date}/generate[?force=true]` (role `admin`): 201 with the new
+/// quiz (answers included, for review); 409 if it exists, or with `force` if it has attempts.
+pub async fn admin_generate(app: &App, req: ApiRequest) -> Result<ApiResponse, Problem> {
+    app.authorize(&req, "admin").await?;
+    let query = req.query_map()?;
+    only_params(&query, &["force"])?;
+    let force = match query.get("force").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(Problem::bad_request(format!(
+                "query parameter 'force' is '{}'; expected true or false",
+                other.chars().take(40).collect::<String>()
+            )));
+        }
+    };
+    let day = path_day(&req)?;
+    let correlation = App::correlation_id(&req);
+    let quiz = match app
+        .quiz
+        .ensure_generated(day, correlation.clone())
+        .await
+        .map_err(problem)?
+    {
+        Generation::Created(q) => q,
+        Generation::Existed(_) if force => app
+            .quiz
+            .regenerate(day, correlation)
+            .await
+            .map_err(problem)?,
+        Generation::Existed(_) => return Err(problem(QuizError::AlreadyExists(day))),
+    };
+    app.dispatcher.nudge();
+    Ok(quiz_response(StatusCode::CREATED, &quiz, true))
+}

@@ -1,0 +1,496 @@
+//! Quiz context: the daily quiz, its generation and players' attempts. Owns the `quiz_*`
+//! tables; publishes `DailyQuizGenerated` and `QuizAttemptEvaluated`.
+//!
+//! **Invariant:** one quiz per UTC day and one attempt per user per day, both enforced by the
+//! database's primary keys, never by a check-then-insert in code.
+
+pub mod bank;
+pub mod http;
+pub mod timer;
+
+use crate::kernel::{QuizDay, UserId};
+use crate::platform::clock::Clock;
+use crate::platform::events::{DailyQuizGeneratedV1, EventType, NewEvent, QuizAttemptEvaluatedV1};
+use crate::platform::store::StoreError;
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// Questions per quiz.
+pub const QUESTIONS_PER_QUIZ: usize = 5;
+/// Choices per question.
+pub const CHOICES_PER_QUESTION: usize = 4;
+/// Points for each correct answer.
+pub const POINTS_PER_CORRECT: u32 = 10;
+/// A question is not reused within this many days.
+pub const NO_REPEAT_DAYS: u64 = 60;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Difficulty {
+    Easy,
+    Medium,
+    Hard,
+}
+
+impl Difficulty {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Easy => "easy",
+            Self::Medium => "medium",
+            Self::Hard => "hard",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        match raw {
+            "easy" => Ok(Self::Easy),
+            "medium" => Ok(Self::Medium),
+            "hard" => Ok(Self::Hard),
+            other => Err(format!(
+                "unknown difficulty '{other}' (expected easy, medium or hard)"
+            )),
+        }
+    }
+}
+
+/// One multiple-choice question with its answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Question {
+    pub id: String,
+    pub text: String,
+    pub choices: Vec<String>,
+    pub correct: u8,
+    pub explanation: String,
+    pub category: String,
+    pub difficulty: Difficulty,
+}
+
+impl Question {
+    /// Checks the shape every stored question must have: 4 distinct non-empty choices, one
+    /// correct index, non-empty text, explanation and category.
+    pub fn validate(&self) -> Result<(), String> {
+        let id = &self.id;
+        if id.is_empty()
+            || self.text.trim().is_empty()
+            || self.explanation.trim().is_empty()
+            || self.category.is_empty()
+        {
+            return Err(format!(
+                "question '{id}' has an empty id, text, explanation or category"
+            ));
+        }
+        if self.choices.len() != CHOICES_PER_QUESTION {
+            return Err(format!(
+                "question '{id}' has {} choices; exactly {CHOICES_PER_QUESTION} are required",
+                self.choices.len()
+            ));
+        }
+        let distinct: HashSet<String> = self
+            .choices
+            .iter()
+            .map(|c| c.trim().to_lowercase())
+            .collect();
+        if distinct.len() != CHOICES_PER_QUESTION
+            || self.choices.iter().any(|c| c.trim().is_empty())
+        {
+            return Err(format!("question '{id}' has empty or repeated choices"));
+        }
+        if usize::from(self.correct) >= CHOICES_PER_QUESTION {
+            return Err(format!(
+                "question '{id}' marks choice {} correct; it must be 0..=3",
+                self.correct
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Where a quiz's questions came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuizSource {
+    Bank,
+    OpenAi,
+}
+
+impl QuizSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Bank => "bank",
+            Self::OpenAi => "openai",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        match raw {
+            "bank" => Ok(Self::Bank),
+            "openai" => Ok(Self::OpenAi),
+            other => Err(format!("unknown quiz source '{other}'")),
+        }
+    }
+}
+
+/// The quiz of one day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quiz {
+    pub day: QuizDay,
+    pub questions: Vec<Question>,
+    pub source: QuizSource,
+    pub generated_at: DateTime<Utc>,
+}
+
+impl Quiz {
+    /// Checks the quiz invariants: 5 valid questions with distinct ids.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.questions.len() != QUESTIONS_PER_QUIZ {
+            return Err(format!(
+                "quiz {} has {} questions; exactly {QUESTIONS_PER_QUIZ} are required",
+                self.day,
+                self.questions.len()
+            ));
+        }
+        let ids: HashSet<&str> = self.questions.iter().map(|q| q.id.as_str()).collect();
+        if ids.len() != self.questions.len() {
+            return Err(format!("quiz {} repeats a question", self.day));
+        }
+        self.questions.iter().try_for_each(Question::validate)
+    }
+
+    /// Scores answers (one choice index per question, in order). Errors name the bad value.
+    pub fn evaluate(&self, answers: &[i64]) -> Result<Evaluation, String> {
+        if answers.len() != self.questions.len() {
+            return Err(format!(
+                "answers has {} entries; this quiz has {} questions",
+                answers.len(),
+                self.questions.len()
+            ));
+        }
+        let mut choices = Vec::with_capacity(answers.len());
+        for (i, &a) in answers.iter().enumerate() {
+            match u8::try_from(a) {
+                Ok(c) if usize::from(c) < CHOICES_PER_QUESTION => choices.push(c),
+                _ => {
+                    return Err(format!(
+                        "answers[{i}] is {a}; each answer must be a choice index from 0 to {}",
+                        CHOICES_PER_QUESTION - 1
+                    ));
+                }
+            }
+        }
+        let correct = self
+            .questions
+            .iter()
+            .zip(&choices)
+            .filter(|(q, c)| q.correct == **c)
+            .count() as u32;
+        Ok(Evaluation {
+            choices,
+            correct,
+            score: correct * POINTS_PER_CORRECT,
+        })
+    }
+}
+
+/// The scored form of a set of answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evaluation {
+    pub choices: Vec<u8>,
+    pub correct: u32,
+    pub score: u32,
+}
+
+/// A stored attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub user_id: UserId,
+    pub day: QuizDay,
+    pub answers: Vec<u8>,
+    pub correct: u32,
+    pub total: u32,
+    pub score: u32,
+    pub submitted_at: DateTime<Utc>,
+}
+
+/// Outcome of an insert guarded by a unique key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    Yes,
+    AlreadyExists,
+}
+
+/// Outcome of replacing a quiz.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replaced {
+    Yes,
+    /// Somebody attempted it already; nothing changed.
+    HasAttempts,
+    /// There was no quiz to replace; nothing changed.
+    Missing,
+}
+
+/// Persistence of the quiz context.
+#[async_trait]
+pub trait QuizRepo: Send + Sync {
+    /// Inserts quiz and event in one transaction; `AlreadyExists` if the day has a quiz.
+    async fn insert_quiz(&self, quiz: &Quiz, event: &NewEvent) -> Result<Inserted, StoreError>;
+    /// Replaces the day's quiz and writes `event`, in one transaction, only while it has no attempts.
+    async fn replace_quiz(&self, quiz: &Quiz, event: &NewEvent) -> Result<Replaced, StoreError>;
+    async fn quiz(&self, day: QuizDay) -> Result<Option<Quiz>, StoreError>;
+    /// Ids of the questions used on days in `from..until` (until excluded).
+    async fn question_ids_between(
+        &self,
+        from: QuizDay,
+        until: QuizDay,
+    ) -> Result<HashSet<String>, StoreError>;
+    /// Inserts attempt and event in one transaction; `AlreadyExists` if the user attempted that day.
+    async fn insert_attempt(
+        &self,
+        attempt: &Attempt,
+        event: &NewEvent,
+    ) -> Result<Inserted, StoreError>;
+    async fn attempt(&self, user: &UserId, day: QuizDay) -> Result<Option<Attempt>, StoreError>;
+    /// The user's attempts, newest day first.
+    async fn attempts(&self, user: &UserId, limit: u32) -> Result<Vec<Attempt>, StoreError>;
+}
+
+/// Produces the questions of a day. Implementations: the offline bank (default) and, in a
+/// later issue, Azure OpenAI with the bank as fallback.
+#[async_trait]
+pub trait QuizGenerator: Send + Sync {
+    fn source(&self) -> QuizSource;
+    /// Five valid questions for `day`, none of whose ids is in `recent`.
+    async fn generate(
+        &self,
+        day: QuizDay,
+        recent: &HashSet<String>,
+    ) -> Result<Vec<Question>, String>;
+}
+
+/// Errors callers act on.
+#[derive(Debug, thiserror::Error)]
+pub enum QuizError {
+    #[error("there is no quiz for {0}")]
+    NotFound(QuizDay),
+    #[error("the quiz for {day} is not open for attempts; only today's quiz ({today}) is")]
+    NotOpen { day: QuizDay, today: QuizDay },
+    #[error("the quiz for {0} already exists")]
+    AlreadyExists(QuizDay),
+    #[error("you have already attempted the quiz for {0}")]
+    AlreadyAttempted(QuizDay),
+    #[error("the quiz for {0} has attempts and can no longer be replaced")]
+    HasAttempts(QuizDay),
+    #[error("{0}")]
+    InvalidAnswers(String),
+    #[error("quiz generation failed: {0}")]
+    Generation(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A freshly stored attempt plus the quiz it was scored against (for the per-question reveal).
+#[derive(Debug, Clone)]
+pub struct AttemptOutcome {
+    pub attempt: Attempt,
+    pub quiz: Arc<Quiz>,
+}
+
+/// Whether `ensure_generated` created the quiz.
+#[derive(Debug, Clone)]
+pub enum Generation {
+    Created(Arc<Quiz>),
+    Existed(Arc<Quiz>),
+}
+
+/// The quiz service. Keeps recently read quizzes in memory for `CACHE_TTL`: a quiz only changes
+/// through `regenerate`, which refreshes this instance's copy at once; other instances see the
+/// change within the TTL (and no attempt can exist on a replaced quiz).
+pub struct QuizService {
+    repo: Arc<dyn QuizRepo>,
+    generator: Arc<dyn QuizGenerator>,
+    clock: Arc<dyn Clock>,
+    cache: RwLock<HashMap<QuizDay, (Arc<Quiz>, Instant)>>,
+}
+
+const CACHE_TTL: Duration = Duration::from_secs(30);
+const CACHE_MAX_DAYS: usize = 16;
+
+impl QuizService {
+    pub fn new(
+        repo: Arc<dyn QuizRepo>,
+        generator: Arc<dyn QuizGenerator>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            repo,
+            generator,
+            clock,
+            cache: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// Today's quiz day (UTC), owned by the server.
+    pub fn today(&self) -> QuizDay {
+        QuizDay::of(self.clock.now())
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// The quiz of `day`, from the cache when fresh.
+    pub async fn quiz(&self, day: QuizDay) -> Result<Arc<Quiz>, QuizError> {
+        if let Some((quiz, at)) = self.cache.read().expect("cache lock").get(&day) {
+            if at.elapsed() < CACHE_TTL {
+                return Ok(quiz.clone());
+            }
+        }
+        let quiz = Arc::new(self.repo.quiz(day).await?.ok_or(QuizError::NotFound(day))?);
+        self.remember(quiz.clone());
+        Ok(quiz)
+    }
+
+    fn remember(&self, quiz: Arc<Quiz>) {
+        let mut cache = self.cache.write().expect("cache lock");
+        if cache.len() >= CACHE_MAX_DAYS && !cache.contains_key(&quiz.day) {
+            if let Some(oldest) = cache.keys().min().copied() {
+                cache.remove(&oldest);
+            }
+        }
+        cache.insert(quiz.day, (quiz, Instant::now()));
+    }
+
+    async fn build(&self, day: QuizDay) -> Result<Quiz, QuizError> {
+        let recent = self
+            .repo
+            .question_ids_between(day.minus_days(NO_REPEAT_DAYS), day)
+            .await?;
+        let questions = self
+            .generator
+            .generate(day, &recent)
+            .await
+            .map_err(QuizError::Generation)?;
+        let quiz = Quiz {
+            day,
+            questions,
+            source: self.generator.source(),
+            generated_at: self.clock.now(),
+        };
+        quiz.validate().map_err(QuizError::Generation)?;
+        Ok(quiz)
+    }
+
+    fn generated_event(quiz: &Quiz, correlation_id: Option<String>) -> NewEvent {
+        NewEvent::new(
+            EventType::DailyQuizGenerated,
+            format!("quizzes/{}", quiz.day),
+            &DailyQuizGeneratedV1 {
+                quiz_date: quiz.day.to_string(),
+                question_count: quiz.questions.len() as u32,
+                source: quiz.source.as_str().to_owned(),
+                generated_at: quiz
+                    .generated_at
+                    .to_rfc3339_opts(SecondsFormat::Millis, true),
+            },
+            quiz.generated_at,
+            correlation_id,
+        )
+    }
+
+    /// Creates the quiz of `day` unless it exists. Safe to call from many instances at once:
+    /// the insert is guarded by the primary key, so exactly one quiz is ever stored.
+    pub async fn ensure_generated(
+        &self,
+        day: QuizDay,
+        correlation_id: Option<String>,
+    ) -> Result<Generation, QuizError> {
+        if let Ok(existing) = self.quiz(day).await {
+            return Ok(Generation::Existed(existing));
+        }
+        let quiz = self.build(day).await?;
+        let event = Self::generated_event(&quiz, correlation_id);
+        match self.repo.insert_quiz(&quiz, &event).await? {
+            Inserted::Yes => {
+                tracing::info!(day = %day, source = quiz.source.as_str(), "quiz generated");
+                let quiz = Arc::new(quiz);
+                self.remember(quiz.clone());
+                Ok(Generation::Created(quiz))
+            }
+            Inserted::AlreadyExists => Ok(Generation::Existed(self.quiz(day).await?)),
+        }
+    }
+
+    /// Replaces the quiz of `day` while nobody has attempted it.
+    pub async fn regenerate(
+        &self,
+        day: QuizDay,
+        correlation_id: Option<String>,
+    ) -> Result<Arc<Quiz>, QuizError> {
+        let quiz = self.build(day).await?;
+        let event = Self::generated_event(&quiz, correlation_id);
+        match self.repo.replace_quiz(&quiz, &event).await? {
+            Replaced::Yes => {
+                let quiz = Arc::new(quiz);
+                self.remember(quiz.clone());
+                Ok(quiz)
+            }
+            Replaced::HasAttempts => Err(QuizError::HasAttempts(day)),
+            Replaced::Missing => Err(QuizError::NotFound(day)),
+        }
+    }
+
+    /// Scores and stores the caller's only attempt at today's quiz, with its event.
+    pub async fn submit(
+        &self,
+        user: UserId,
+        display_name: &str,
+        day: QuizDay,
+        answers: &[i64],
+        correlation_id: Option<String>,
+    ) -> Result<AttemptOutcome, QuizError> {
+        let now = self.clock.now();
+        let today = QuizDay::of(now);
+        if day != today {
+            return Err(QuizError::NotOpen { day, today });
+        }
+        let quiz = self.quiz(day).await?;
+        let eval = quiz.evaluate(answers).map_err(QuizError::InvalidAnswers)?;
+        let attempt = Attempt {
+            user_id: user,
+            day,
+            answers: eval.choices,
+            correct: eval.correct,
+            total: quiz.questions.len() as u32,
+            score: eval.score,
+            submitted_at: now,
+        };
+        let event = NewEvent::new(
+            EventType::QuizAttemptEvaluated,
+            format!("quizzes/{day}/attempts/{}", attempt.user_id),
+            &QuizAttemptEvaluatedV1 {
+                user_id: attempt.user_id.to_string(),
+                display_name: display_name.to_owned(),
+                quiz_date: day.to_string(),
+                iso_week: day.iso_week(),
+                score: attempt.score,
+                correct: attempt.correct,
+                total: attempt.total,
+                submitted_at: now.to_rfc3339_opts(SecondsFormat::Millis, true),
+            },
+            now,
+            correlation_id,
+        );
+        match self.repo.insert_attempt(&attempt, &event).await? {
+            Inserted::Yes => Ok(AttemptOutcome { attempt, quiz }),
+            Inserted::AlreadyExists => Err(QuizError::AlreadyAttempted(day)),
+        }
+    }
+
+    pub async fn attempt(&self, user: &UserId, day: QuizDay) -> Result<Option<Attempt>, QuizError> {
+        Ok(self.repo.attempt(user, day).await?)
+    }
+
+    pub async fn history(&self, user: &UserId, limit: u32) -> Result<Vec<Attempt>, QuizError> {
+        Ok(self.repo.attempts(user, limit).await?)
+    }
+}
