@@ -1,0 +1,251 @@
+//! The Azure Functions custom-handler protocol against `qotd serve`, driven with the payload
+//! shapes in ../shared/fixtures/functions-host/ (see shared/reference/functions-host.md).
+
+mod common;
+
+use common::*;
+use qotd::platform::functions::protocol::{InvocationRequest, InvocationResponse};
+use serde_json::{Value, json};
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/functions-host")
+}
+
+fn fixture(name: &str) -> Value {
+    let path = fixtures().join(name);
+    serde_json::from_str(
+        &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .unwrap()
+}
+
+#[test]
+fn every_fixture_decodes() {
+    let mut seen = 0;
+    for entry in
+        std::fs::read_dir(fixtures()).expect("../shared/fixtures/functions-host beside the repo")
+    {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("json") {
+            continue;
+        }
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        let value: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        seen += 1;
+        if name.starts_with("invocation-response") || name.starts_with("http-response") {
+            let res: InvocationResponse =
+                serde_json::from_value(value).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(res.logs.len() <= 2, "{name}");
+        } else if name == "invocation-request-envelope.json" {
+            assert_eq!(value["headers"]["Transfer-Encoding"], "chunked");
+        } else {
+            let req: InvocationRequest =
+                serde_json::from_value(value).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(!req.data.is_empty(), "{name}");
+            if name.starts_with("servicebus") {
+                let msg = req
+                    .service_bus_message("message")
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+                assert_eq!(
+                    msg.body, r#"{"orderId":"ORD-1042","amount":129.5,"currency":"EUR"}"#,
+                    "{name}: body decoded once more"
+                );
+                assert_eq!(
+                    msg.message_id.as_deref(),
+                    Some("b7d2c4e8a1f94e3b9c6d0a5e7f1b2c3d")
+                );
+                assert!(msg.delivery_count >= 1);
+            }
+            if name.starts_with("timer") {
+                assert!(!req.timer_past_due("myTimer"));
+            }
+        }
+    }
+    assert!(seen >= 9, "expected every fixture, read {seen}");
+}
+
+#[tokio::test]
+async fn readiness_probe_and_unknown_functions() {
+    let app = spawn_serve().await;
+    let res = app
+        .http
+        .get(format!("{}/", app.handler))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let (status, ct, body) = app
+        .invoke("NoSuchFunction", &json!({"Data": {}, "Metadata": {}}))
+        .await;
+    assert_eq!((status, ct.as_str()), (404, "application/problem+json"));
+    assert!(body["detail"].as_str().unwrap().contains("NoSuchFunction"));
+}
+
+#[tokio::test]
+async fn timer_invocations_get_a_json_object_reply() {
+    let app = spawn_serve().await;
+    for name in ["timer-invocation.json", "timer-invocation-first-run.json"] {
+        let mut payload = fixture(name);
+        let timer = payload["Data"]["myTimer"].take();
+        payload["Data"] = json!({ "timer": timer });
+        for function in ["GenerateDailyQuiz", "DispatchOutbox"] {
+            let (status, ct, body) = app.invoke(function, &payload).await;
+            assert_eq!(
+                (status, ct.as_str()),
+                (200, "application/json"),
+                "{function}: {body}"
+            );
+            assert!(
+                body.is_object() && body["Logs"].is_array(),
+                "{function}: {body}"
+            );
+        }
+    }
+    assert_eq!(
+        app.db_count("SELECT COUNT(*) FROM quiz_quizzes"),
+        1,
+        "the timer is idempotent"
+    );
+}
+
+#[tokio::test]
+async fn service_bus_fixtures_are_acknowledged_and_unreadable_messages_are_poisoned() {
+    let app = spawn_serve().await;
+    // The fixtures carry an order message: a valid Service Bus delivery that is not a qotd
+    // event. It must be acknowledged (2xx, so no endless redelivery) and kept as poison.
+    for name in [
+        "servicebus-topic-invocation.json",
+        "servicebus-topic-invocation-binary.json",
+    ] {
+        let (status, ct, body) = app
+            .invoke("LeaderboardOnUserRegistered", &fixture(name))
+            .await;
+        assert_eq!(
+            (status, ct.as_str()),
+            (200, "application/json"),
+            "{name}: {body}"
+        );
+        assert!(
+            body["Logs"][0].as_str().unwrap().contains("poison"),
+            "{body}"
+        );
+    }
+    assert_eq!(
+        app.db_count(
+            "SELECT COUNT(*) FROM platform_poison WHERE consumer = 'leaderboard.user-registered'"
+        ),
+        2
+    );
+
+    // A real event, double-encoded exactly like the fixture's body.
+    let event = json!({"id": "01900000-0000-7000-8000-0000000000aa", "source": "/qotd", "specversion": "1.0",
+        "type": "qotd.UserRegistered.v1", "time": "2026-11-27T00:00:00.000Z", "subject": "users/zoe", "datacontenttype": "application/json",
+        "data": {"userId": "zoe", "displayName": "Zoë", "registeredAt": "2026-11-27T00:00:00.000Z"}});
+    let mut payload = fixture("servicebus-topic-invocation.json");
+    payload["Data"]["message"] = json!(serde_json::to_string(&event.to_string()).unwrap());
+    let (status, _, body) = app.invoke("LeaderboardOnUserRegistered", &payload).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        app.db_count("SELECT COUNT(*) FROM leaderboard_players WHERE display_name = 'Zoë'"),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_chunked_invocation_without_content_length_is_accepted() {
+    let app = spawn_serve().await;
+    let body = json!({"Data": {"timer": {"IsPastDue": false}}, "Metadata": {}}).to_string();
+    let (first, rest) = body.split_at(body.len() / 2);
+    let (first, rest) = (first.to_owned(), rest.to_owned());
+    let addr = app.handler.trim_start_matches("http://").to_owned();
+    let response = tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            s,
+            "POST /DispatchOutbox HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json; charset=utf-8\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{first}\r\n{:x}\r\n{rest}\r\n0\r\n\r\n",
+            first.len(),
+            rest.len()
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    })
+    .await
+    .unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(
+        response
+            .to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{response}"
+    );
+    assert!(response.contains("\"Logs\""), "{response}");
+}
+
+#[tokio::test]
+async fn http_functions_also_work_through_the_non_forwarded_json_protocol() {
+    let app = spawn_serve().await;
+    let token = app.token("nf-user", &[]);
+    let mut payload = fixture("http-invocation-nonforwarded.json");
+    payload["Data"]["req"]["Url"] = json!("https://qotd.example/api/users/me");
+    payload["Data"]["req"]["Method"] = json!("POST");
+    payload["Data"]["req"]["Headers"]["Authorization"] = json!([format!("Bearer {token}")]);
+    payload["Data"]["req"]["Body"] = json!(r#"{"displayName":"Nia"}"#);
+    let (status, ct, body) = app.invoke("UsersMe", &payload).await;
+    assert_eq!((status, ct.as_str()), (200, "application/json"), "{body}");
+    let res = &body["Outputs"]["res"];
+    assert_eq!(res["statusCode"], 201, "{body}");
+    assert_eq!(res["headers"]["content-type"], "application/json");
+    let profile: Value = serde_json::from_str(res["body"].as_str().unwrap()).unwrap();
+    assert_eq!(profile["displayName"], "Nia");
+}
+
+#[tokio::test]
+async fn an_unparsable_invocation_body_gets_a_json_object_error() {
+    let app = spawn_serve().await;
+    let res = app
+        .http
+        .post(format!("{}/DispatchOutbox", app.handler))
+        .body("not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(res.headers()["content-type"], "application/json");
+    let body: Value = res.json().await.unwrap();
+    assert!(
+        body["Logs"][0].as_str().unwrap().contains("not valid JSON"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_database_outage_fails_the_invocation_so_the_host_redelivers() {
+    let app = spawn_serve().await;
+    let event = json!({"id": "01900000-0000-7000-8000-0000000000bb", "source": "/qotd", "specversion": "1.0",
+        "type": "qotd.UserRegistered.v1", "time": "2026-11-27T00:00:00.000Z", "subject": "users/ola", "datacontenttype": "application/json",
+        "data": {"userId": "ola", "displayName": "Ola", "registeredAt": "2026-11-27T00:00:00.000Z"}});
+    let payload = json!({"Data": {"message": serde_json::to_string(&event.to_string()).unwrap()}, "Metadata": {"DeliveryCount": "1"}});
+    // Another process holds the write lock longer than the handler's 5 s busy timeout.
+    let db = app.data_dir.join("qotd.db");
+    let locker = rusqlite::Connection::open(&db).unwrap();
+    locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let (status, ct, body) = app.invoke("LeaderboardOnUserRegistered", &payload).await;
+    assert_eq!((status, ct.as_str()), (500, "application/json"), "{body}");
+    assert!(body.is_object());
+    locker.execute_batch("ROLLBACK").unwrap();
+    let (status, _, body) = app.invoke("LeaderboardOnUserRegistered", &payload).await;
+    assert_eq!(status, 200, "the redelivery succeeds: {body}");
+    assert_eq!(
+        app.db_count("SELECT COUNT(*) FROM leaderboard_players WHERE user_id = 'ola'"),
+        1
+    );
+    assert_eq!(
+        app.db_count("SELECT COUNT(*) FROM platform_poison"),
+        0,
+        "an outage is not poison"
+    );
+}
