@@ -340,10 +340,10 @@ impl QuizService {
 
     /// The quiz of `day`, from the cache when fresh.
     pub async fn quiz(&self, day: QuizDay) -> Result<Arc<Quiz>, QuizError> {
-        if let Some((quiz, at)) = self.cache.read().expect("cache lock").get(&day) {
-            if at.elapsed() < CACHE_TTL {
-                return Ok(quiz.clone());
-            }
+        if let Some((quiz, at)) = self.cache.read().expect("cache lock").get(&day)
+            && at.elapsed() < CACHE_TTL
+        {
+            return Ok(quiz.clone());
         }
         let quiz = Arc::new(self.repo.quiz(day).await?.ok_or(QuizError::NotFound(day))?);
         self.remember(quiz.clone());
@@ -352,10 +352,11 @@ impl QuizService {
 
     fn remember(&self, quiz: Arc<Quiz>) {
         let mut cache = self.cache.write().expect("cache lock");
-        if cache.len() >= CACHE_MAX_DAYS && !cache.contains_key(&quiz.day) {
-            if let Some(oldest) = cache.keys().min().copied() {
-                cache.remove(&oldest);
-            }
+        if cache.len() >= CACHE_MAX_DAYS
+            && !cache.contains_key(&quiz.day)
+            && let Some(oldest) = cache.keys().min().copied()
+        {
+            cache.remove(&oldest);
         }
         cache.insert(quiz.day, (quiz, Instant::now()));
     }

@@ -71,10 +71,10 @@ impl OidcVerifier {
     /// Verifies `token` and returns the caller.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         let now = jsonwebtoken::get_current_timestamp();
-        if let Some((p, exp)) = self.verified.read().expect("lock").get(token) {
-            if now <= exp + self.settings.leeway.as_secs() {
-                return Ok(p.clone());
-            }
+        if let Some((p, exp)) = self.verified.read().expect("lock").get(token)
+            && now <= exp + self.settings.leeway.as_secs()
+        {
+            return Ok(p.clone());
         }
         let header = decode_header(token)
             .map_err(|e| AuthError::Rejected(format!("token is malformed: {e}")))?;
