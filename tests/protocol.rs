@@ -249,3 +249,31 @@ async fn a_database_outage_fails_the_invocation_so_the_host_redelivers() {
         "an outage is not poison"
     );
 }
+
+#[tokio::test]
+async fn every_function_in_function_json_has_a_handler() {
+    use qotd::platform::functions::manifest::{FunctionApp, Trigger};
+    let app = spawn_serve().await;
+    let admin = app.token("root", &["admin"]);
+    for f in FunctionApp::embedded().unwrap().functions {
+        match &f.trigger {
+            Trigger::Http { methods, route, .. } => {
+                let path = format!("/{}", route.replace("{date}", "2026-01-01"));
+                let method = reqwest::Method::from_bytes(methods[0].as_str().as_bytes()).unwrap();
+                let (status, body) = app.call(method, &path, Some(&admin), None).await;
+                assert!(status < 500, "{}: {status} {body}", f.name);
+            }
+            Trigger::Timer { binding, .. } | Trigger::ServiceBus { binding, .. } => {
+                let payload =
+                    json!({"Data": {binding.as_str(): {"IsPastDue": false}}, "Metadata": {}});
+                let (status, _, body) = app.invoke(&f.name, &payload).await;
+                assert!(
+                    !body.to_string().contains("has no handler"),
+                    "{}: {body}",
+                    f.name
+                );
+                assert_eq!(status, 200, "{}: {body}", f.name);
+            }
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! The `qotd` command line: help on every subcommand, errors that name the bad value with a
+//! non-zero exit, and the idempotent `migrate` / `generate` commands.
+
+mod common;
+
+use common::BIN;
+use std::process::Command;
+
+fn qotd(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_remove("FUNCTIONS_CUSTOMHANDLER_PORT")
+        .env_remove("QOTD_AUTH_METADATA_URL")
+        .env("QOTD_LOG", "warn");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run qotd");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for sub in [
+        &["--help"][..],
+        &["serve", "--help"],
+        &["local", "--help"],
+        &["token", "--help"],
+        &["migrate", "--help"],
+        &["generate", "--help"],
+    ] {
+        let (code, out, _) = qotd(sub, &[]);
+        assert_eq!(code, 0, "{sub:?}");
+        assert!(out.contains("Usage"), "{sub:?}: {out}");
+    }
+}
+
+#[test]
+fn bad_values_are_named_and_exit_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let cases: &[(&[&str], &[(&str, &str)], &str)] = &[
+        (&["serve"], &[], "FUNCTIONS_CUSTOMHANDLER_PORT"),
+        (
+            &["serve"],
+            &[("FUNCTIONS_CUSTOMHANDLER_PORT", "70000")],
+            "'70000' is not a TCP port",
+        ),
+        (
+            &["serve"],
+            &[("FUNCTIONS_CUSTOMHANDLER_PORT", "8080")],
+            "QOTD_AUTH_METADATA_URL",
+        ),
+        (
+            &["serve"],
+            &[
+                ("FUNCTIONS_CUSTOMHANDLER_PORT", "8080"),
+                ("QOTD_DEV_ISSUER", "sure"),
+            ],
+            "QOTD_DEV_ISSUER",
+        ),
+        (
+            &["generate", "--date", "2026-02-30", "--data-dir", d],
+            &[],
+            "--date",
+        ),
+        (
+            &["generate", "--date", "tomorrow", "--data-dir", d],
+            &[],
+            "tomorrow",
+        ),
+        (&["token", "--user", "", "--data-dir", d], &[], "--user"),
+        (
+            &["token", "--user", "a", "--role", "root", "--data-dir", d],
+            &[],
+            "root",
+        ),
+        (
+            &[
+                "token",
+                "--user",
+                "a",
+                "--ttl-minutes",
+                "0",
+                "--data-dir",
+                d,
+            ],
+            &[],
+            "0",
+        ),
+        (
+            &["migrate", "--database", "postgres://db/x", "--data-dir", d],
+            &[],
+            "--database",
+        ),
+        (
+            &["local", "--addr", "not-an-address"],
+            &[],
+            "not-an-address",
+        ),
+    ];
+    for (args, env, needle) in cases {
+        let (code, _, err) = qotd(args, env);
+        assert_ne!(code, 0, "{args:?} should fail");
+        assert!(
+            err.contains(needle),
+            "{args:?}: stderr {err:?} should mention {needle:?}"
+        );
+    }
+}
+
+#[test]
+fn migrate_and_generate_are_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let (code, out, err) = qotd(&["migrate", "--data-dir", d], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("before: 0") && out.contains("after:  1"),
+        "{out}"
+    );
+    let (_, out, _) = qotd(&["migrate", "--data-dir", d], &[]);
+    assert!(
+        out.contains("before: 1") && out.contains("after:  1"),
+        "{out}"
+    );
+    let (code, out, err) = qotd(&["generate", "--date", "2026-03-01", "--data-dir", d], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("generated the quiz for 2026-03-01"), "{out}");
+    let (code, out, _) = qotd(&["generate", "--date", "2026-03-01", "--data-dir", d], &[]);
+    assert_eq!(code, 0);
+    assert!(out.contains("already exists"), "{out}");
+    let (code, token, _) = qotd(
+        &["token", "--user", "ada", "--role", "admin", "--data-dir", d],
+        &[],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(token.trim().split('.').count(), 3, "a JWT");
+}
