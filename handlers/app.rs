@@ -171,7 +171,13 @@ impl App {
     /// Runs one HTTP function by name.
     pub async fn http_function(&self, name: &str, req: ApiRequest) -> ApiResponse {
         let result = match name {
-            "Health" => return self.health().await,
+            "Health" => match req
+                .query_map()
+                .and_then(|q| crate::quiz::http::only_params(&q, &[]))
+            {
+                Ok(()) => return self.health().await,
+                Err(p) => Err(p),
+            },
             "UsersMe" => users::http::me(self, req).await,
             "QuizToday" => quiz::http::today(self, req).await,
             "QuizByDate" => quiz::http::by_date(self, req).await,

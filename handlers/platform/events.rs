@@ -193,4 +193,26 @@ mod tests {
                 .is_err()
         );
     }
+
+    #[test]
+    fn every_published_topic_has_a_subscriber_and_every_subscription_a_publisher() {
+        use crate::platform::functions::manifest::{FunctionApp, Trigger};
+        let app = FunctionApp::embedded().unwrap();
+        for t in EventType::ALL {
+            assert!(
+                app.subscribers(t.topic()).count() >= 1,
+                "nobody subscribes to {}",
+                t.topic()
+            );
+        }
+        for f in &app.functions {
+            if let Trigger::ServiceBus { topic, .. } = &f.trigger {
+                assert!(
+                    EventType::ALL.iter().any(|t| t.topic() == topic),
+                    "{} subscribes to unknown topic {topic}",
+                    f.name
+                );
+            }
+        }
+    }
 }

@@ -113,22 +113,11 @@ pub async fn today(app: &App, req: ApiRequest) -> Result<ApiResponse, Problem> {
     app.authenticate(&req).await?;
     only_params(&req.query_map()?, &[])?;
     let day = app.quiz.today();
-    let quiz = match app.quiz.quiz(day).await {
-        Ok(q) => q,
-        Err(QuizError::NotFound(_)) => match app
-            .quiz
-            .ensure_generated(day, App::correlation_id(&req))
-            .await
-            .map_err(problem)?
-        {
-            Generation::Created(q) => {
-                app.dispatcher.nudge();
-                q
-            }
-            Generation::Existed(q) => q,
-        },
-        Err(e) => return Err(problem(e)),
-    };
+    let quiz = app
+        .quiz
+        .quiz_or_today(day, App::correlation_id(&req))
+        .await
+        .map_err(problem)?;
     Ok(quiz_response(StatusCode::OK, &quiz, false))
 }
 
@@ -143,7 +132,11 @@ pub async fn by_date(app: &App, req: ApiRequest) -> Result<ApiResponse, Problem>
             "there is no quiz for {day} yet; today is {today}"
         )));
     }
-    let quiz = app.quiz.quiz(day).await.map_err(problem)?;
+    let quiz = app
+        .quiz
+        .quiz_or_today(day, App::correlation_id(&req))
+        .await
+        .map_err(problem)?;
     Ok(quiz_response(StatusCode::OK, &quiz, day < today))
 }
 

@@ -338,6 +338,23 @@ impl QuizService {
         self.clock.now()
     }
 
+    /// The quiz of `day`; today's is generated on demand if the timer has not made it yet, so
+    /// "today" never 404s while a quiz can be made.
+    pub async fn quiz_or_today(
+        &self,
+        day: QuizDay,
+        correlation_id: Option<String>,
+    ) -> Result<Arc<Quiz>, QuizError> {
+        match self.quiz(day).await {
+            Err(QuizError::NotFound(_)) if day == self.today() => {
+                match self.ensure_generated(day, correlation_id).await? {
+                    Generation::Created(q) | Generation::Existed(q) => Ok(q),
+                }
+            }
+            other => other,
+        }
+    }
+
     /// The quiz of `day`, from the cache when fresh.
     pub async fn quiz(&self, day: QuizDay) -> Result<Arc<Quiz>, QuizError> {
         if let Some((quiz, at)) = self.cache.read().expect("cache lock").get(&day)
@@ -454,7 +471,7 @@ impl QuizService {
         if day != today {
             return Err(QuizError::NotOpen { day, today });
         }
-        let quiz = self.quiz(day).await?;
+        let quiz = self.quiz_or_today(day, correlation_id.clone()).await?;
         let eval = quiz.evaluate(answers).map_err(QuizError::InvalidAnswers)?;
         let attempt = Attempt {
             user_id: user,

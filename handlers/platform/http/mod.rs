@@ -94,14 +94,12 @@ impl ApiRequest {
         serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
-            let msg = match path.as_str() {
-                "." | "" => format!("request body is not valid: {inner}"),
-                _ => format!("request body field '{path}' is not valid: {inner}"),
-            };
             if inner.is_syntax() || inner.is_eof() {
-                Problem::bad_request(msg)
-            } else {
-                Problem::invalid(msg)
+                return Problem::bad_request(format!("request body is not valid JSON: {inner}"));
+            }
+            match path.as_str() {
+                "." | "" | "?" => Problem::invalid(format!("request body is not valid: {inner}")),
+                _ => Problem::invalid(format!("request body field '{path}' is not valid: {inner}")),
             }
         })
     }

@@ -1,0 +1,708 @@
+//! One storage contract, every backend: each repository operation, the outbox in the domain
+//! transaction, and the concurrency guarantees. Always runs on SQLite; runs on SQL Server /
+//! Azure SQL too when `QOTD_TEST_MSSQL_URL` holds a connection string, and says so when not.
+//! Ids and days are unique per run, so a shared database can be reused between runs.
+
+use chrono::{Duration as ChronoDuration, Utc};
+use qotd::kernel::{DisplayName, QuizDay, UserId};
+use qotd::leaderboard::{Period, ScoredAttempt};
+use qotd::platform::events::{EventType, NewEvent};
+use qotd::platform::store::{self, Applied, DatabaseUrl, InboxKey, Stores};
+use qotd::quiz::bank::Bank;
+use qotd::quiz::{Attempt, Inserted, Quiz, QuizSource, Replaced};
+use qotd::users::{Profile, Registration};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+struct Backend {
+    name: &'static str,
+    stores: Stores,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn backends() -> Vec<Backend> {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = store::open(&DatabaseUrl::Sqlite(dir.path().join("contract.db")))
+        .await
+        .expect("open sqlite");
+    let mut all = vec![Backend {
+        name: "sqlite",
+        stores: sqlite,
+        _dir: Some(dir),
+    }];
+    match std::env::var("QOTD_TEST_MSSQL_URL") {
+        Ok(url) if !url.trim().is_empty() => {
+            let parsed =
+                DatabaseUrl::parse(&url).expect("QOTD_TEST_MSSQL_URL is a valid connection string");
+            all.push(Backend {
+                name: "mssql",
+                stores: store::open(&parsed).await.expect("open mssql"),
+                _dir: None,
+            });
+        }
+        _ => println!("skipped: QOTD_TEST_MSSQL_URL not set (SQL Server / Azure SQL contract run)"),
+    }
+    all
+}
+
+/// A run-unique tag, so rows from earlier runs on a shared database never collide.
+fn tag() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..12].to_owned()
+}
+
+/// A run-unique day far from real ones (year 2040-2099).
+fn unique_day() -> QuizDay {
+    let n = u64::from_str_radix(&tag()[..8], 16).unwrap();
+    let base = chrono::NaiveDate::from_ymd_opt(2040, 1, 1).unwrap();
+    QuizDay::from_date(base + chrono::Days::new(n % (59 * 365))).unwrap()
+}
+
+fn user(tag: &str, i: usize) -> UserId {
+    UserId::parse(&format!("u-{tag}-{i}")).unwrap()
+}
+
+fn event(kind: EventType, subject: &str) -> NewEvent {
+    NewEvent::new(
+        kind,
+        subject.to_owned(),
+        &serde_json::json!({"k": subject}),
+        Utc::now(),
+        Some("corr-1".into()),
+    )
+}
+
+fn quiz(day: QuizDay) -> Quiz {
+    Quiz {
+        day,
+        questions: Bank::embedded().pick(day, &HashSet::new()),
+        source: QuizSource::Bank,
+        generated_at: Utc::now(),
+    }
+}
+
+fn attempt(user: UserId, day: QuizDay, score: u32) -> Attempt {
+    Attempt {
+        user_id: user,
+        day,
+        answers: vec![0, 1, 2, 3, 0],
+        correct: score / 10,
+        total: 5,
+        score,
+        submitted_at: Utc::now(),
+    }
+}
+
+async fn pending_topics(s: &Stores, owner: &str) -> Vec<(String, Option<String>)> {
+    let claimed = s
+        .events
+        .claim_pending(owner, 10_000, Duration::from_secs(60), Utc::now())
+        .await
+        .unwrap();
+    let seqs: Vec<i64> = claimed.iter().map(|e| e.seq).collect();
+    s.events.mark_sent(owner, &seqs, Utc::now()).await.unwrap();
+    claimed
+        .into_iter()
+        .map(|e| (e.topic, e.correlation_id))
+        .collect()
+}
+
+#[tokio::test]
+async fn users_register_once_with_their_event() {
+    for b in backends().await {
+        let s = &b.stores;
+        pending_topics(s, "drain").await;
+        let t = tag();
+        let u = user(&t, 1);
+        let profile = Profile {
+            user_id: u.clone(),
+            display_name: DisplayName::parse("Ada").unwrap(),
+            registered_at: Utc::now(),
+        };
+        let first = s
+            .users
+            .register(&profile, &event(EventType::UserRegistered, "a"))
+            .await
+            .unwrap();
+        assert!(matches!(first, Registration::Created(_)), "{}", b.name);
+        let again = Profile {
+            display_name: DisplayName::parse("Other").unwrap(),
+            ..profile.clone()
+        };
+        match s
+            .users
+            .register(&again, &event(EventType::UserRegistered, "b"))
+            .await
+            .unwrap()
+        {
+            Registration::Existing(p) => assert_eq!(p.display_name.as_str(), "Ada", "{}", b.name),
+            other => panic!("{}: {other:?}", b.name),
+        }
+        assert_eq!(
+            s.users
+                .profile(&u)
+                .await
+                .unwrap()
+                .unwrap()
+                .display_name
+                .as_str(),
+            "Ada"
+        );
+        assert!(s.users.profile(&user(&t, 2)).await.unwrap().is_none());
+        let events = pending_topics(s, "o1").await;
+        assert_eq!(
+            events,
+            vec![("user-registered".to_owned(), Some("corr-1".to_owned()))],
+            "{}: exactly one event",
+            b.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn quizzes_are_unique_per_day_and_replaceable_only_before_attempts() {
+    for b in backends().await {
+        let s = &b.stores;
+        let day = unique_day();
+        let q = quiz(day);
+        assert_eq!(
+            s.quiz
+                .insert_quiz(&q, &event(EventType::DailyQuizGenerated, "q1"))
+                .await
+                .unwrap(),
+            Inserted::Yes
+        );
+        assert_eq!(
+            s.quiz
+                .insert_quiz(&q, &event(EventType::DailyQuizGenerated, "q2"))
+                .await
+                .unwrap(),
+            Inserted::AlreadyExists,
+            "{}",
+            b.name
+        );
+        let stored = s.quiz.quiz(day).await.unwrap().unwrap();
+        assert_eq!(
+            stored.questions, q.questions,
+            "{}: questions round-trip in order",
+            b.name
+        );
+        let ids = s
+            .quiz
+            .question_ids_between(
+                day.minus_days(1),
+                QuizDay::from_date(day.date().succ_opt().unwrap()).unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(ids.len(), 5);
+        assert!(
+            s.quiz
+                .question_ids_between(day.minus_days(3), day)
+                .await
+                .unwrap()
+                .is_empty(),
+            "until is exclusive"
+        );
+
+        let mut other = quiz(day.previous());
+        other.day = day;
+        assert_eq!(
+            s.quiz
+                .replace_quiz(&other, &event(EventType::DailyQuizGenerated, "q3"))
+                .await
+                .unwrap(),
+            Replaced::Yes
+        );
+        assert_eq!(
+            s.quiz.quiz(day).await.unwrap().unwrap().questions,
+            other.questions
+        );
+        let missing = quiz(unique_day());
+        assert_eq!(
+            s.quiz
+                .replace_quiz(&missing, &event(EventType::DailyQuizGenerated, "q4"))
+                .await
+                .unwrap(),
+            Replaced::Missing
+        );
+        let t = tag();
+        assert_eq!(
+            s.quiz
+                .insert_attempt(
+                    &attempt(user(&t, 1), day, 30),
+                    &event(EventType::QuizAttemptEvaluated, "a")
+                )
+                .await
+                .unwrap(),
+            Inserted::Yes
+        );
+        assert_eq!(
+            s.quiz
+                .replace_quiz(&q, &event(EventType::DailyQuizGenerated, "q5"))
+                .await
+                .unwrap(),
+            Replaced::HasAttempts,
+            "{}",
+            b.name
+        );
+        assert_eq!(
+            s.quiz.quiz(day).await.unwrap().unwrap().questions,
+            other.questions,
+            "{}: unchanged",
+            b.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn attempts_round_trip_and_list_newest_first() {
+    for b in backends().await {
+        let s = &b.stores;
+        let t = tag();
+        let u = user(&t, 1);
+        let d1 = unique_day();
+        let d2 = QuizDay::from_date(d1.date() + chrono::Days::new(1)).unwrap();
+        for d in [d1, d2] {
+            s.quiz
+                .insert_quiz(&quiz(d), &event(EventType::DailyQuizGenerated, "q"))
+                .await
+                .unwrap();
+        }
+        let a1 = attempt(u.clone(), d1, 20);
+        s.quiz
+            .insert_attempt(&a1, &event(EventType::QuizAttemptEvaluated, "1"))
+            .await
+            .unwrap();
+        s.quiz
+            .insert_attempt(
+                &attempt(u.clone(), d2, 50),
+                &event(EventType::QuizAttemptEvaluated, "2"),
+            )
+            .await
+            .unwrap();
+        let list = s.quiz.attempts(&u, 10).await.unwrap();
+        assert_eq!(
+            list.iter().map(|a| a.day).collect::<Vec<_>>(),
+            vec![d2, d1],
+            "{}",
+            b.name
+        );
+        assert_eq!(s.quiz.attempts(&u, 1).await.unwrap().len(), 1);
+        let got = s.quiz.attempt(&u, d1).await.unwrap().unwrap();
+        assert_eq!(
+            (got.answers, got.score, got.correct, got.total),
+            (a1.answers, 20, 2, 5)
+        );
+        assert!(
+            (got.submitted_at - a1.submitted_at)
+                .num_milliseconds()
+                .abs()
+                <= 1
+        );
+        assert!(s.quiz.attempt(&user(&t, 2), d1).await.unwrap().is_none());
+    }
+}
+
+#[tokio::test]
+async fn fifty_parallel_duplicate_attempts_store_one() {
+    for b in backends().await {
+        let s = &b.stores;
+        let day = unique_day();
+        s.quiz
+            .insert_quiz(&quiz(day), &event(EventType::DailyQuizGenerated, "q"))
+            .await
+            .unwrap();
+        let u = user(&tag(), 1);
+        let tries = (0..50).map(|i| {
+            let (repo, a) = (s.quiz.clone(), attempt(u.clone(), day, (i % 6) * 10));
+            tokio::spawn(async move {
+                repo.insert_attempt(&a, &event(EventType::QuizAttemptEvaluated, "dup"))
+                    .await
+                    .unwrap()
+            })
+        });
+        let results: Vec<Inserted> = futures_util::future::join_all(tries)
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            results.iter().filter(|r| **r == Inserted::Yes).count(),
+            1,
+            "{}",
+            b.name
+        );
+        assert_eq!(s.quiz.attempts(&u, 100).await.unwrap().len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn leaderboard_effects_apply_once_and_rank_with_ties() {
+    for b in backends().await {
+        let s = &b.stores;
+        let lb = &s.leaderboard;
+        let t = tag();
+        let day = unique_day();
+        let key = |i: usize| InboxKey {
+            consumer: "contract.attempts",
+            event_id: format!("{t}-{i}"),
+        };
+        let scores = [50, 30, 30, 10, 0];
+        for (i, score) in scores.iter().enumerate() {
+            let reg = InboxKey {
+                consumer: "contract.users",
+                event_id: format!("{t}-r{i}"),
+            };
+            assert_eq!(
+                lb.apply_registration(&reg, &user(&t, i), &format!("P{i}"))
+                    .await
+                    .unwrap(),
+                Applied::Now
+            );
+            let a = ScoredAttempt {
+                user_id: user(&t, i),
+                display_name: format!("P{i}"),
+                day,
+                score: *score,
+            };
+            assert_eq!(lb.apply_attempt(&key(i), &a).await.unwrap(), Applied::Now);
+            assert_eq!(
+                lb.apply_attempt(&key(i), &a).await.unwrap(),
+                Applied::AlreadyProcessed,
+                "{}: replay",
+                b.name
+            );
+        }
+        let daily = Period::Daily(day).key();
+        let top = lb.top(&daily, 10, 0).await.unwrap();
+        let ranks: Vec<(u64, u32)> = top.iter().map(|r| (r.rank, r.row.score)).collect();
+        assert_eq!(
+            ranks,
+            vec![(1, 50), (2, 30), (2, 30), (4, 10), (5, 0)],
+            "{}",
+            b.name
+        );
+        assert_eq!(top[0].row.display_name, "P0");
+        let page2 = lb.top(&daily, 2, 2).await.unwrap();
+        assert_eq!(
+            page2.iter().map(|r| r.rank).collect::<Vec<_>>(),
+            vec![2, 4],
+            "{}: ranks hold across pages",
+            b.name
+        );
+        assert_eq!(lb.player_count(&daily).await.unwrap(), 5);
+        let standing = lb.standing(&daily, &user(&t, 2)).await.unwrap().unwrap();
+        assert_eq!(
+            (standing.rank, standing.score, standing.quizzes),
+            (2, 30, 1)
+        );
+        assert!(lb.standing(&daily, &user(&t, 9)).await.unwrap().is_none());
+
+        // A second day: weekly/all-time add up, the streak advances, the daily board is separate.
+        let next = QuizDay::from_date(day.date() + chrono::Days::new(1)).unwrap();
+        let a = ScoredAttempt {
+            user_id: user(&t, 4),
+            display_name: "P4".into(),
+            day: next,
+            score: 40,
+        };
+        lb.apply_attempt(&key(100), &a).await.unwrap();
+        let all = lb
+            .standing(&Period::AllTime.key(), &user(&t, 4))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((all.score, all.quizzes), (40, 2), "{}", b.name);
+        let stats = lb.player_stats(&user(&t, 4)).await.unwrap().unwrap();
+        assert_eq!(
+            (
+                stats.quizzes_played,
+                stats.total_score,
+                stats.streak.current,
+                stats.streak.best
+            ),
+            (2, 40, 2, 2),
+            "{}",
+            b.name
+        );
+        assert_eq!(
+            lb.standing(&Period::Daily(next).key(), &user(&t, 4))
+                .await
+                .unwrap()
+                .unwrap()
+                .rank,
+            1
+        );
+
+        let open = InboxKey {
+            consumer: "contract.days",
+            event_id: t.clone(),
+        };
+        assert!(!lb.day_opened(day).await.unwrap());
+        assert_eq!(lb.open_day(&open, day).await.unwrap(), Applied::Now);
+        assert_eq!(
+            lb.open_day(&open, day).await.unwrap(),
+            Applied::AlreadyProcessed
+        );
+        assert!(lb.day_opened(day).await.unwrap());
+    }
+}
+
+#[tokio::test]
+async fn concurrent_redelivery_of_one_event_has_one_effect() {
+    for b in backends().await {
+        let s = &b.stores;
+        let t = tag();
+        let day = unique_day();
+        let inbox = InboxKey {
+            consumer: "contract.redelivery",
+            event_id: t.clone(),
+        };
+        let a = ScoredAttempt {
+            user_id: user(&t, 1),
+            display_name: "R".into(),
+            day,
+            score: 20,
+        };
+        let tries = (0..10).map(|_| {
+            let (repo, inbox, a) = (s.leaderboard.clone(), inbox.clone(), a.clone());
+            tokio::spawn(async move { repo.apply_attempt(&inbox, &a).await.unwrap() })
+        });
+        let results: Vec<Applied> = futures_util::future::join_all(tries)
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            results.iter().filter(|r| **r == Applied::Now).count(),
+            1,
+            "{}",
+            b.name
+        );
+        let st = s
+            .leaderboard
+            .standing(&Period::AllTime.key(), &user(&t, 1))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((st.score, st.quizzes), (20, 1), "{}", b.name);
+    }
+}
+
+#[tokio::test]
+async fn outbox_claims_are_leases_and_two_dispatchers_get_disjoint_rows() {
+    for b in backends().await {
+        let s = &b.stores;
+        pending_topics(s, "drain").await;
+        let t = tag();
+        for i in 0..40 {
+            let p = Profile {
+                user_id: user(&t, i),
+                display_name: DisplayName::parse("X").unwrap(),
+                registered_at: Utc::now(),
+            };
+            s.users
+                .register(&p, &event(EventType::UserRegistered, &format!("{t}-{i}")))
+                .await
+                .unwrap();
+        }
+        assert_eq!(s.events.pending_count().await.unwrap(), 40, "{}", b.name);
+        let now = Utc::now();
+        let (e1, e2) = (s.events.clone(), s.events.clone());
+        let (a, b2) = tokio::join!(
+            async move {
+                e1.claim_pending("A", 25, Duration::from_secs(60), now)
+                    .await
+                    .unwrap()
+            },
+            async move {
+                e2.claim_pending("B", 25, Duration::from_secs(60), now)
+                    .await
+                    .unwrap()
+            },
+        );
+        let sa: HashSet<i64> = a.iter().map(|e| e.seq).collect();
+        let sb: HashSet<i64> = b2.iter().map(|e| e.seq).collect();
+        assert!(sa.is_disjoint(&sb), "{}: claims overlap", b.name);
+        assert_eq!(sa.len() + sb.len(), 40);
+        assert!(a.windows(2).all(|w| w[0].seq < w[1].seq), "oldest first");
+
+        // Nothing else is claimable while the leases hold; an expired lease comes back.
+        assert!(
+            s.events
+                .claim_pending("C", 100, Duration::from_secs(60), now)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let later = now + ChronoDuration::seconds(61);
+        let reclaimed = s
+            .events
+            .claim_pending("C", 100, Duration::from_secs(60), later)
+            .await
+            .unwrap();
+        assert_eq!(
+            reclaimed.len(),
+            40,
+            "{}: expired leases are reclaimable",
+            b.name
+        );
+        // Only the current owner can settle; a release delays the retry.
+        s.events
+            .mark_sent("A", &a.iter().map(|e| e.seq).collect::<Vec<_>>(), later)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.events.pending_count().await.unwrap(),
+            40,
+            "{}: a stale owner cannot mark sent",
+            b.name
+        );
+        let (first, rest) = reclaimed.split_first().unwrap();
+        s.events
+            .mark_sent("C", &rest.iter().map(|e| e.seq).collect::<Vec<_>>(), later)
+            .await
+            .unwrap();
+        s.events
+            .release(
+                "C",
+                first.seq,
+                "broker said no",
+                later + ChronoDuration::seconds(30),
+            )
+            .await
+            .unwrap();
+        assert_eq!(s.events.pending_count().await.unwrap(), 1);
+        assert!(
+            s.events
+                .claim_pending("D", 10, Duration::from_secs(60), later)
+                .await
+                .unwrap()
+                .is_empty(),
+            "not before retry_at"
+        );
+        let retried = s
+            .events
+            .claim_pending(
+                "D",
+                10,
+                Duration::from_secs(60),
+                later + ChronoDuration::seconds(31),
+            )
+            .await
+            .unwrap();
+        assert_eq!(retried.len(), 1);
+        assert!(retried[0].attempts >= 3, "{}: attempts are counted", b.name);
+        s.events
+            .mark_sent("D", &[retried[0].seq], later)
+            .await
+            .unwrap();
+        assert_eq!(s.events.pending_count().await.unwrap(), 0);
+    }
+}
+
+#[tokio::test]
+async fn poison_messages_are_kept_with_their_reason() {
+    for b in backends().await {
+        let s = &b.stores;
+        let consumer = format!("contract.poison.{}", tag());
+        s.events
+            .record_poison(&consumer, Some("m-1"), "{bad", "not JSON", Utc::now())
+            .await
+            .unwrap();
+        s.events
+            .record_poison(&consumer, None, "", "no body", Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(
+            s.events.poison_count(&consumer).await.unwrap(),
+            2,
+            "{}",
+            b.name
+        );
+        s.events.ping().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn the_dispatcher_publishes_each_event_once_and_keeps_failures_pending() {
+    use async_trait::async_trait;
+    use qotd::platform::clock::SystemClock;
+    use qotd::platform::outbox::{Dispatcher, EventPublisher, PublishError};
+    use qotd::platform::store::PendingEvent;
+    use std::sync::Mutex;
+
+    struct Recorder(Mutex<Vec<String>>, bool);
+    #[async_trait]
+    impl EventPublisher for Recorder {
+        async fn publish(&self, _topic: &str, events: &[PendingEvent]) -> Result<(), PublishError> {
+            if self.1 {
+                return Err(PublishError::Transient("broker down".into()));
+            }
+            self.0
+                .lock()
+                .unwrap()
+                .extend(events.iter().map(|e| e.event_id.clone()));
+            Ok(())
+        }
+    }
+    for b in backends().await {
+        let s = &b.stores;
+        pending_topics(s, "drain").await;
+        let t = tag();
+        for i in 0..3 {
+            let p = Profile {
+                user_id: user(&t, i),
+                display_name: DisplayName::parse("D").unwrap(),
+                registered_at: Utc::now(),
+            };
+            s.users
+                .register(&p, &event(EventType::UserRegistered, &format!("{t}-{i}")))
+                .await
+                .unwrap();
+        }
+        let failing = Arc::new(Recorder(Mutex::new(Vec::new()), true));
+        let d = Dispatcher::new(s.events.clone(), failing, Arc::new(SystemClock));
+        let out = d.dispatch_once().await.unwrap();
+        assert_eq!((out.published, out.failed), (0, 3));
+        assert_eq!(
+            s.events.pending_count().await.unwrap(),
+            3,
+            "{}: failures stay pending",
+            b.name
+        );
+
+        let ok = Arc::new(Recorder(Mutex::new(Vec::new()), false));
+        let d = Dispatcher::new(s.events.clone(), ok.clone(), Arc::new(SystemClock));
+        assert_eq!(
+            d.drain().await.unwrap().published,
+            0,
+            "failed rows wait for their retry time"
+        );
+        let claimed = s
+            .events
+            .claim_pending(
+                "fast-forward",
+                10,
+                Duration::from_secs(1),
+                Utc::now() + ChronoDuration::seconds(5),
+            )
+            .await
+            .unwrap();
+        s.events
+            .release("fast-forward", claimed[0].seq, "x", Utc::now())
+            .await
+            .unwrap();
+        for e in &claimed[1..] {
+            s.events
+                .release("fast-forward", e.seq, "x", Utc::now())
+                .await
+                .unwrap();
+        }
+        let out = d.drain().await.unwrap();
+        assert_eq!(out.published, 3, "{}", b.name);
+        assert_eq!(d.drain().await.unwrap().published, 0, "nothing twice");
+        assert_eq!(ok.0.lock().unwrap().len(), 3);
+    }
+}
