@@ -8,6 +8,7 @@ pub mod config;
 pub mod events;
 pub mod functions;
 pub mod http;
+pub mod identity;
 pub mod outbox;
 pub mod store;
 pub mod telemetry;
