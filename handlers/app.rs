@@ -185,6 +185,8 @@ impl App {
             "UsersMeAttempts" => quiz::http::history(self, req).await,
             "UsersMeAttemptShare" => quiz::http::share(self, req).await,
             "AdminGenerateQuiz" => quiz::http::admin_generate(self, req).await,
+            "QuizReportQuestion" => quiz::http::report(self, req).await,
+            "AdminListReports" => quiz::http::admin_reports(self, req).await,
             "Leaderboard" => leaderboard::http::board(self, req).await,
             "LeaderboardMe" => leaderboard::http::me(self, req).await,
             other => Err(Problem::internal(format!(

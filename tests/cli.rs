@@ -120,12 +120,12 @@ fn migrate_and_generate_are_idempotent() {
     let (code, out, err) = qotd(&["migrate", "--data-dir", d], &[]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.contains("before: 0") && out.contains("after:  1"),
+        out.contains("before: 0") && out.contains("after:  2"),
         "{out}"
     );
     let (_, out, _) = qotd(&["migrate", "--data-dir", d], &[]);
     assert!(
-        out.contains("before: 1") && out.contains("after:  1"),
+        out.contains("before: 2") && out.contains("after:  2"),
         "{out}"
     );
     let (code, out, err) = qotd(&["generate", "--date", "2026-03-01", "--data-dir", d], &[]);

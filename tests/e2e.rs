@@ -146,20 +146,23 @@ async fn two_hundred_players_at_once_give_exact_leaderboard_totals() {
     let expected_total: u64 = scores.iter().sum();
     let expected_top = scores.iter().filter(|s| **s == 50).count() as u64;
 
-    let entries = eventually(WAIT, || async {
-        let mut all = Vec::new();
-        for offset in [0, 100] {
-            let (_, b) = app
-                .get(
-                    &format!("/api/leaderboard?period=daily&limit=100&offset={offset}"),
-                    &admin,
-                )
-                .await;
-            all.extend(b["entries"].as_array().cloned().unwrap_or_default());
-        }
-        (all.len() == 200).then_some(all)
+    // Wait until every event has landed, then read both pages of a board that no longer moves.
+    eventually(WAIT, || async {
+        let (_, b) = app.get("/api/leaderboard?period=daily", &admin).await;
+        (b["totalPlayers"] == 200).then_some(())
     })
     .await;
+    let mut entries = Vec::new();
+    for offset in [0, 100] {
+        let (_, b) = app
+            .get(
+                &format!("/api/leaderboard?period=daily&limit=100&offset={offset}"),
+                &admin,
+            )
+            .await;
+        entries.extend(b["entries"].as_array().cloned().unwrap_or_default());
+    }
+    assert_eq!(entries.len(), 200);
     let total: u64 = entries.iter().map(|e| e["score"].as_u64().unwrap()).sum();
     assert_eq!(total, expected_total);
     // Competition ranking: ties share a rank, and the next rank skips.
@@ -330,4 +333,50 @@ async fn admin_generation_is_idempotent_and_force_respects_attempts() {
         .await;
     assert_eq!(s5, 403, "players are not admins");
     assert_eq!(app.db_count("SELECT COUNT(*) FROM quiz_quizzes"), 2);
+}
+
+#[tokio::test]
+async fn players_report_questions_once_and_admins_list_them() {
+    let app = spawn_local().await;
+    let player = app.register("reporter").await;
+    let admin = app.token("boss", &["admin"]);
+    let quiz = app.today(&player).await;
+    let date = quiz["date"].as_str().unwrap().to_owned();
+    let qid = quiz["questions"][2]["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/quizzes/{date}/questions/{qid}/reports");
+    let body = json!({ "reason": "  The answer looks wrong to me.  " });
+    let (s1, report) = app
+        .call(Method::POST, &path, Some(&player), Some(body.clone()))
+        .await;
+    assert_eq!(s1, 201, "{report}");
+    assert_eq!(report["reason"], "The answer looks wrong to me.");
+    let (s2, dup) = app
+        .call(Method::POST, &path, Some(&player), Some(body.clone()))
+        .await;
+    assert_eq!(
+        (s2, dup["type"].as_str()),
+        (409, Some("urn:qotd:problem:already-reported"))
+    );
+    let bad = format!("/api/quizzes/{date}/questions/not-in-this-quiz/reports");
+    assert_eq!(
+        app.call(Method::POST, &bad, Some(&player), Some(body.clone()))
+            .await
+            .0,
+        404
+    );
+    let empty = app
+        .call(
+            Method::POST,
+            &path,
+            Some(&admin),
+            Some(json!({ "reason": " " })),
+        )
+        .await;
+    assert_eq!(empty.0, 422, "{}", empty.1);
+    let (s3, list) = app.get("/api/admin/reports", &admin).await;
+    assert_eq!(s3, 200, "{list}");
+    assert_eq!(list["reports"].as_array().unwrap().len(), 1);
+    assert_eq!(list["reports"][0]["questionId"], qid);
+    assert_eq!(list["reports"][0]["userId"], "reporter");
+    assert_eq!(app.get("/api/admin/reports", &player).await.0, 403);
 }

@@ -9,7 +9,7 @@ use qotd::leaderboard::{Period, ScoredAttempt};
 use qotd::platform::events::{EventType, NewEvent};
 use qotd::platform::store::{self, Applied, DatabaseUrl, InboxKey, Stores};
 use qotd::quiz::bank::Bank;
-use qotd::quiz::{Attempt, Inserted, Quiz, QuizSource, Replaced};
+use qotd::quiz::{Attempt, Inserted, Provenance, QuestionReport, Quiz, QuizSource, Replaced};
 use qotd::users::{Profile, Registration};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -78,6 +78,11 @@ fn quiz(day: QuizDay) -> Quiz {
         questions: Bank::embedded().pick(day, &HashSet::new()),
         source: QuizSource::Bank,
         generated_at: Utc::now(),
+        provenance: Provenance {
+            model: Some("contract".into()),
+            replaced: vec!["q2: test".into()],
+            fallback_reason: None,
+        },
     }
 }
 
@@ -185,6 +190,11 @@ async fn quizzes_are_unique_per_day_and_replaceable_only_before_attempts() {
         assert_eq!(
             stored.questions, q.questions,
             "{}: questions round-trip in order",
+            b.name
+        );
+        assert_eq!(
+            stored.provenance, q.provenance,
+            "{}: provenance round-trips",
             b.name
         );
         let ids = s
@@ -704,5 +714,48 @@ async fn the_dispatcher_publishes_each_event_once_and_keeps_failures_pending() {
         assert_eq!(out.published, 3, "{}", b.name);
         assert_eq!(d.drain().await.unwrap().published, 0, "nothing twice");
         assert_eq!(ok.0.lock().unwrap().len(), 3);
+    }
+}
+
+#[tokio::test]
+async fn one_report_per_user_per_question_newest_first() {
+    for b in backends().await {
+        let s = &b.stores;
+        let day = unique_day();
+        let q = quiz(day);
+        s.quiz
+            .insert_quiz(&q, &event(EventType::DailyQuizGenerated, "q"))
+            .await
+            .unwrap();
+        let t = tag();
+        let report = |i: usize, secs: i64| QuestionReport {
+            day,
+            question_id: q.questions[0].id.clone(),
+            user_id: user(&t, i),
+            reason: format!("looks wrong {i}"),
+            created_at: Utc::now() + ChronoDuration::seconds(secs + 3_000_000_000),
+        };
+        assert_eq!(
+            s.quiz.insert_report(&report(1, 0)).await.unwrap(),
+            Inserted::Yes
+        );
+        assert_eq!(
+            s.quiz.insert_report(&report(1, 5)).await.unwrap(),
+            Inserted::AlreadyExists,
+            "{}",
+            b.name
+        );
+        assert_eq!(
+            s.quiz.insert_report(&report(2, 10)).await.unwrap(),
+            Inserted::Yes
+        );
+        let listed = s.quiz.reports(2, 0).await.unwrap();
+        assert_eq!(
+            listed.iter().map(|r| r.user_id.clone()).collect::<Vec<_>>(),
+            vec![user(&t, 2), user(&t, 1)],
+            "{}: newest first",
+            b.name
+        );
+        assert_eq!(listed[1].reason, "looks wrong 1");
     }
 }

@@ -7,7 +7,9 @@
 //! and categories already chosen that day. With a bank of at least 300 questions a question
 //! comes back only after `bank size / 5` days (64 days for 320), so the 60-day rule holds.
 
-use super::{Difficulty, QUESTIONS_PER_QUIZ, Question, QuizGenerator, QuizSource};
+use super::{
+    Difficulty, Generated, Provenance, QUESTIONS_PER_QUIZ, Question, QuizGenerator, QuizSource,
+};
 use crate::embedded::BANK_JSON;
 use crate::kernel::QuizDay;
 use async_trait::async_trait;
@@ -146,16 +148,12 @@ impl BankGenerator {
 
 #[async_trait]
 impl QuizGenerator for BankGenerator {
-    fn source(&self) -> QuizSource {
-        QuizSource::Bank
-    }
-
-    async fn generate(
-        &self,
-        day: QuizDay,
-        recent: &HashSet<String>,
-    ) -> Result<Vec<Question>, String> {
-        Ok(self.bank.pick(day, recent))
+    async fn generate(&self, day: QuizDay, recent: &HashSet<String>) -> Result<Generated, String> {
+        Ok(Generated {
+            questions: self.bank.pick(day, recent),
+            source: QuizSource::Bank,
+            provenance: Provenance::default(),
+        })
     }
 }
 

@@ -26,7 +26,13 @@ pub fn problem(e: QuizError) -> Problem {
             format!("{e}; only one attempt per day is allowed"),
         ),
         e @ QuizError::HasAttempts(_) => Problem::conflict("quiz-has-attempts", e.to_string()),
-        QuizError::InvalidAnswers(detail) => Problem::invalid(detail),
+        QuizError::InvalidAnswers(detail) | QuizError::InvalidReport(detail) => {
+            Problem::invalid(detail)
+        }
+        e @ QuizError::UnknownQuestion { .. } => Problem::not_found(e.to_string()),
+        e @ QuizError::AlreadyReported { .. } => {
+            Problem::conflict("already-reported", e.to_string())
+        }
         QuizError::Generation(e) => Problem::internal(format!("quiz generation failed: {e}")),
         QuizError::Store(e) => Problem::unavailable(e),
     }
@@ -362,4 +368,61 @@ pub async fn admin_generate(app: &App, req: ApiRequest) -> Result<ApiResponse, P
     };
     app.dispatcher.nudge();
     Ok(quiz_response(StatusCode::CREATED, &quiz, true))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportBody {
+    reason: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReportView<'a> {
+    date: String,
+    question_id: &'a str,
+    user_id: &'a str,
+    reason: &'a str,
+    created_at: String,
+}
+
+fn report_view(r: &super::QuestionReport) -> ReportView<'_> {
+    ReportView {
+        date: r.day.to_string(),
+        question_id: &r.question_id,
+        user_id: r.user_id.as_str(),
+        reason: &r.reason,
+        created_at: r.created_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+    }
+}
+
+/// `POST /api/quizzes/{date}/questions/{questionId}/reports {"reason"}`: a player reports a
+/// question of today's or a past quiz; one report per player per question (409 on repeat).
+pub async fn report(app: &App, req: ApiRequest) -> Result<ApiResponse, Problem> {
+    let caller = app.authenticate(&req).await?;
+    only_params(&req.query_map()?, &[])?;
+    let day = path_day(&req)?;
+    let body: ReportBody = req.json()?;
+    let question_id = req.param("questionId").to_owned();
+    let report = app
+        .quiz
+        .report(caller.user_id, day, &question_id, &body.reason)
+        .await
+        .map_err(problem)?;
+    Ok(json_response(StatusCode::CREATED, &report_view(&report)))
+}
+
+/// `GET /api/admin/reports?limit=&offset=` (role `admin`): reports, newest first.
+pub async fn admin_reports(app: &App, req: ApiRequest) -> Result<ApiResponse, Problem> {
+    app.authorize(&req, "admin").await?;
+    let query = req.query_map()?;
+    only_params(&query, &["limit", "offset"])?;
+    let limit = int_param(&query, "limit", 50, 1..=200)? as u32;
+    let offset = int_param(&query, "offset", 0, 0..=1_000_000)?;
+    let reports = app.quiz.reports(limit, offset).await.map_err(problem)?;
+    let views: Vec<ReportView<'_>> = reports.iter().map(report_view).collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &serde_json::json!({ "limit": limit, "offset": offset, "reports": views }),
+    ))
 }

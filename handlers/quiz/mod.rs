@@ -131,6 +131,19 @@ impl QuizSource {
     }
 }
 
+/// How a quiz came to be: which model wrote it and which questions were replaced and why.
+/// Stored with the quiz for audit; never shown to players.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Provenance {
+    /// The model (deployment) that wrote the questions, if any.
+    pub model: Option<String>,
+    /// One line per replaced question: position, id and reason.
+    pub replaced: Vec<String>,
+    /// Why the whole quiz fell back to the offline bank, if it did.
+    pub fallback_reason: Option<String>,
+}
+
 /// The quiz of one day.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Quiz {
@@ -138,6 +151,48 @@ pub struct Quiz {
     pub questions: Vec<Question>,
     pub source: QuizSource,
     pub generated_at: DateTime<Utc>,
+    pub provenance: Provenance,
+}
+
+/// What a generator produced for a day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Generated {
+    pub questions: Vec<Question>,
+    pub source: QuizSource,
+    pub provenance: Provenance,
+}
+
+/// A player's report that a question is wrong or unclear (one per user per question).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuestionReport {
+    pub day: QuizDay,
+    pub question_id: String,
+    pub user_id: UserId,
+    pub reason: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl QuestionReport {
+    pub const MAX_REASON_CHARS: usize = 500;
+
+    /// Checks the reason: trimmed, 1..=500 characters, no control characters but line breaks.
+    pub fn parse_reason(raw: &str) -> Result<String, String> {
+        let reason = raw.trim();
+        let len = reason.chars().count();
+        if len == 0 {
+            return Err("reason must not be empty".into());
+        }
+        if len > Self::MAX_REASON_CHARS {
+            return Err(format!(
+                "reason is {len} characters long; the limit is {}",
+                Self::MAX_REASON_CHARS
+            ));
+        }
+        if reason.chars().any(|c| c.is_control() && c != '\n') {
+            return Err("reason must not contain control characters other than line breaks".into());
+        }
+        Ok(reason.to_owned())
+    }
 }
 
 impl Quiz {
@@ -252,19 +307,19 @@ pub trait QuizRepo: Send + Sync {
     async fn attempt(&self, user: &UserId, day: QuizDay) -> Result<Option<Attempt>, StoreError>;
     /// The user's attempts, newest day first.
     async fn attempts(&self, user: &UserId, limit: u32) -> Result<Vec<Attempt>, StoreError>;
+    /// Stores a report; `AlreadyExists` if this user reported this question of this day before.
+    async fn insert_report(&self, report: &QuestionReport) -> Result<Inserted, StoreError>;
+    /// Reports, newest first.
+    async fn reports(&self, limit: u32, offset: u64) -> Result<Vec<QuestionReport>, StoreError>;
 }
 
 /// Produces the questions of a day. Implementations: the offline bank (default) and, in a
 /// later issue, Azure OpenAI with the bank as fallback.
 #[async_trait]
 pub trait QuizGenerator: Send + Sync {
-    fn source(&self) -> QuizSource;
-    /// Five valid questions for `day`, none of whose ids is in `recent`.
-    async fn generate(
-        &self,
-        day: QuizDay,
-        recent: &HashSet<String>,
-    ) -> Result<Vec<Question>, String>;
+    /// Five valid questions for `day`, none of whose ids is in `recent` (ids of the questions
+    /// used in the previous 60 days), with their source and provenance.
+    async fn generate(&self, day: QuizDay, recent: &HashSet<String>) -> Result<Generated, String>;
 }
 
 /// Errors callers act on.
@@ -282,6 +337,12 @@ pub enum QuizError {
     HasAttempts(QuizDay),
     #[error("{0}")]
     InvalidAnswers(String),
+    #[error("{0}")]
+    InvalidReport(String),
+    #[error("question '{question_id}' is not part of the quiz for {day}")]
+    UnknownQuestion { day: QuizDay, question_id: String },
+    #[error("you have already reported question '{question_id}' of {day}")]
+    AlreadyReported { day: QuizDay, question_id: String },
     #[error("quiz generation failed: {0}")]
     Generation(String),
     #[error(transparent)]
@@ -383,16 +444,17 @@ impl QuizService {
             .repo
             .question_ids_between(day.minus_days(NO_REPEAT_DAYS), day)
             .await?;
-        let questions = self
+        let generated = self
             .generator
             .generate(day, &recent)
             .await
             .map_err(QuizError::Generation)?;
         let quiz = Quiz {
             day,
-            questions,
-            source: self.generator.source(),
+            questions: generated.questions,
+            source: generated.source,
             generated_at: self.clock.now(),
+            provenance: generated.provenance,
         };
         quiz.validate().map_err(QuizError::Generation)?;
         Ok(quiz)
@@ -510,5 +572,45 @@ impl QuizService {
 
     pub async fn history(&self, user: &UserId, limit: u32) -> Result<Vec<Attempt>, QuizError> {
         Ok(self.repo.attempts(user, limit).await?)
+    }
+
+    /// Records the caller's report on a question of a quiz that is open or past.
+    pub async fn report(
+        &self,
+        user: UserId,
+        day: QuizDay,
+        question_id: &str,
+        reason: &str,
+    ) -> Result<QuestionReport, QuizError> {
+        let reason = QuestionReport::parse_reason(reason).map_err(QuizError::InvalidReport)?;
+        if day > self.today() {
+            return Err(QuizError::NotFound(day));
+        }
+        let quiz = self.quiz(day).await?;
+        if !quiz.questions.iter().any(|q| q.id == question_id) {
+            return Err(QuizError::UnknownQuestion {
+                day,
+                question_id: question_id.to_owned(),
+            });
+        }
+        let report = QuestionReport {
+            day,
+            question_id: question_id.to_owned(),
+            user_id: user,
+            reason,
+            created_at: self.clock.now(),
+        };
+        match self.repo.insert_report(&report).await? {
+            Inserted::Yes => Ok(report),
+            Inserted::AlreadyExists => Err(QuizError::AlreadyReported {
+                day,
+                question_id: question_id.to_owned(),
+            }),
+        }
+    }
+
+    /// Reports for admins, newest first.
+    pub async fn reports(&self, limit: u32, offset: u64) -> Result<Vec<QuestionReport>, QuizError> {
+        Ok(self.repo.reports(limit, offset).await?)
     }
 }

@@ -4,11 +4,18 @@
 use rusqlite::Connection;
 
 /// `(version, name, sql)` of every migration, in order.
-pub static MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../../../migrations/sqlite/00001_init.sql"),
-)];
+pub static MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../../../migrations/sqlite/00001_init.sql"),
+    ),
+    (
+        2,
+        "provenance_and_reports",
+        include_str!("../../../../migrations/sqlite/00002_provenance_and_reports.sql"),
+    ),
+];
 
 /// The highest applied version (0 for an empty database).
 pub fn current_version(conn: &Connection) -> rusqlite::Result<i64> {

@@ -4,7 +4,10 @@ use super::{Sqlite, db, insert_event, parse_day, parse_ts, ts};
 use crate::kernel::{QuizDay, UserId};
 use crate::platform::events::NewEvent;
 use crate::platform::store::StoreError;
-use crate::quiz::{Attempt, Difficulty, Inserted, Question, Quiz, QuizRepo, QuizSource, Replaced};
+use crate::quiz::{
+    Attempt, Difficulty, Inserted, Provenance, Question, QuestionReport, Quiz, QuizRepo,
+    QuizSource, Replaced,
+};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use std::collections::HashSet;
@@ -41,13 +44,19 @@ fn insert_questions(tx: &Transaction<'_>, quiz: &Quiz) -> Result<(), StoreError>
 fn load_quiz(conn: &Connection, day: QuizDay) -> Result<Option<Quiz>, StoreError> {
     let head = conn
         .query_row(
-            "SELECT source, generated_at FROM quiz_quizzes WHERE quiz_date = ?1",
+            "SELECT source, generated_at, provenance FROM quiz_quizzes WHERE quiz_date = ?1",
             [day.to_string()],
-            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            },
         )
         .optional()
         .map_err(db)?;
-    let Some((source, generated_at)) = head else {
+    let Some((source, generated_at, provenance)) = head else {
         return Ok(None);
     };
     let mut stmt = conn
@@ -87,6 +96,8 @@ fn load_quiz(conn: &Connection, day: QuizDay) -> Result<Option<Quiz>, StoreError
         questions,
         source: QuizSource::parse(&source).map_err(StoreError::Corrupt)?,
         generated_at: parse_ts(&generated_at)?,
+        provenance: serde_json::from_str::<Provenance>(&provenance)
+            .map_err(corrupt("quiz provenance"))?,
     }))
 }
 
@@ -117,6 +128,10 @@ fn to_attempt(row: (String, String, String, u32, u32, u32, String)) -> Result<At
     })
 }
 
+fn provenance_json(quiz: &Quiz) -> String {
+    serde_json::to_string(&quiz.provenance).expect("provenance serialises")
+}
+
 const ATTEMPT_COLUMNS: &str =
     "user_id, quiz_date, answers, correct_count, total, score, submitted_at";
 
@@ -128,8 +143,8 @@ impl QuizRepo for Sqlite {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
             let n = tx
                 .execute(
-                    "INSERT INTO quiz_quizzes (quiz_date, source, generated_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-                    params![quiz.day.to_string(), quiz.source.as_str(), ts(quiz.generated_at)],
+                    "INSERT INTO quiz_quizzes (quiz_date, source, generated_at, provenance) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                    params![quiz.day.to_string(), quiz.source.as_str(), ts(quiz.generated_at), provenance_json(&quiz)],
                 )
                 .map_err(db)?;
             if n == 0 {
@@ -173,8 +188,8 @@ impl QuizRepo for Sqlite {
             tx.execute("DELETE FROM quiz_questions WHERE quiz_date = ?1", [&day])
                 .map_err(db)?;
             tx.execute(
-                "UPDATE quiz_quizzes SET source = ?2, generated_at = ?3 WHERE quiz_date = ?1",
-                params![day, quiz.source.as_str(), ts(quiz.generated_at)],
+                "UPDATE quiz_quizzes SET source = ?2, generated_at = ?3, provenance = ?4 WHERE quiz_date = ?1",
+                params![day, quiz.source.as_str(), ts(quiz.generated_at), provenance_json(&quiz)],
             )
             .map_err(db)?;
             insert_questions(&tx, &quiz)?;
@@ -260,6 +275,54 @@ impl QuizRepo for Sqlite {
                 .map_err(db)?;
             let rows = stmt.query_map(params![user.as_str(), limit], attempt_from_row).map_err(db)?;
             rows.map(|r| r.map_err(db).and_then(to_attempt)).collect()
+        })
+        .await
+    }
+
+    async fn insert_report(&self, report: &QuestionReport) -> Result<Inserted, StoreError> {
+        let r = report.clone();
+        self.write(move |conn| {
+            let n = conn
+                .execute(
+                    "INSERT INTO quiz_reports (quiz_date, question_id, user_id, reason, created_at) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+                    params![r.day.to_string(), r.question_id, r.user_id.as_str(), r.reason, ts(r.created_at)],
+                )
+                .map_err(db)?;
+            Ok(if n == 1 { Inserted::Yes } else { Inserted::AlreadyExists })
+        })
+        .await
+    }
+
+    async fn reports(&self, limit: u32, offset: u64) -> Result<Vec<QuestionReport>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT quiz_date, question_id, user_id, reason, created_at FROM quiz_reports
+                     ORDER BY created_at DESC, quiz_date, question_id, user_id LIMIT ?1 OFFSET ?2",
+                )
+                .map_err(db)?;
+            let rows = stmt
+                .query_map(params![limit, offset as i64], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?,
+                    ))
+                })
+                .map_err(db)?;
+            rows.map(|row| {
+                let (day, question_id, user, reason, at) = row.map_err(db)?;
+                Ok(QuestionReport {
+                    day: parse_day(&day)?,
+                    question_id,
+                    user_id: UserId::parse(&user).map_err(StoreError::Corrupt)?,
+                    reason,
+                    created_at: parse_ts(&at)?,
+                })
+            })
+            .collect()
         })
         .await
     }
