@@ -199,18 +199,20 @@ async fn quizzes_are_unique_per_day_and_replaceable_only_before_attempts() {
         );
         let ids = s
             .quiz
-            .question_ids_between(
+            .recent_questions(
                 day.minus_days(1),
                 QuizDay::from_date(day.date().succ_opt().unwrap()).unwrap(),
             )
             .await
             .unwrap();
-        assert_eq!(ids.len(), 5);
+        assert_eq!((ids.ids.len(), ids.texts.len()), (5, 5));
+        assert!(q.questions.iter().all(|question| ids.contains(question)));
         assert!(
             s.quiz
-                .question_ids_between(day.minus_days(3), day)
+                .recent_questions(day.minus_days(3), day)
                 .await
                 .unwrap()
+                .ids
                 .is_empty(),
             "until is exclusive"
         );

@@ -9,6 +9,7 @@
 
 use super::{
     Difficulty, Generated, Provenance, QUESTIONS_PER_QUIZ, Question, QuizGenerator, QuizSource,
+    RecentQuestions,
 };
 use crate::embedded::BANK_JSON;
 use crate::kernel::QuizDay;
@@ -148,9 +149,9 @@ impl BankGenerator {
 
 #[async_trait]
 impl QuizGenerator for BankGenerator {
-    async fn generate(&self, day: QuizDay, recent: &HashSet<String>) -> Result<Generated, String> {
+    async fn generate(&self, day: QuizDay, recent: &RecentQuestions) -> Result<Generated, String> {
         Ok(Generated {
-            questions: self.bank.pick(day, recent),
+            questions: self.bank.pick(day, &recent.ids),
             source: QuizSource::Bank,
             provenance: Provenance::default(),
         })

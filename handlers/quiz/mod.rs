@@ -107,6 +107,35 @@ impl Question {
     }
 }
 
+/// Questions used recently, by id and by normalised text (see `normalise_text`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecentQuestions {
+    pub ids: HashSet<String>,
+    pub texts: HashSet<String>,
+}
+
+impl RecentQuestions {
+    /// Adds one question.
+    pub fn insert(&mut self, id: &str, text: &str) {
+        self.ids.insert(id.to_owned());
+        self.texts.insert(normalise_text(text));
+    }
+
+    /// Whether `q` repeats a recent question by id or by text.
+    pub fn contains(&self, q: &Question) -> bool {
+        self.ids.contains(&q.id) || self.texts.contains(&normalise_text(&q.text))
+    }
+}
+
+/// The comparison form of a question text: lower-case letters and digits only, so spacing,
+/// punctuation and case do not make a repeat look new.
+pub fn normalise_text(text: &str) -> String {
+    text.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
 /// Where a quiz's questions came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QuizSource {
@@ -292,12 +321,12 @@ pub trait QuizRepo: Send + Sync {
     /// Replaces the day's quiz and writes `event`, in one transaction, only while it has no attempts.
     async fn replace_quiz(&self, quiz: &Quiz, event: &NewEvent) -> Result<Replaced, StoreError>;
     async fn quiz(&self, day: QuizDay) -> Result<Option<Quiz>, StoreError>;
-    /// Ids of the questions used on days in `from..until` (until excluded).
-    async fn question_ids_between(
+    /// The questions used on days in `from..until` (until excluded).
+    async fn recent_questions(
         &self,
         from: QuizDay,
         until: QuizDay,
-    ) -> Result<HashSet<String>, StoreError>;
+    ) -> Result<RecentQuestions, StoreError>;
     /// Inserts attempt and event in one transaction; `AlreadyExists` if the user attempted that day.
     async fn insert_attempt(
         &self,
@@ -317,9 +346,9 @@ pub trait QuizRepo: Send + Sync {
 /// later issue, Azure OpenAI with the bank as fallback.
 #[async_trait]
 pub trait QuizGenerator: Send + Sync {
-    /// Five valid questions for `day`, none of whose ids is in `recent` (ids of the questions
-    /// used in the previous 60 days), with their source and provenance.
-    async fn generate(&self, day: QuizDay, recent: &HashSet<String>) -> Result<Generated, String>;
+    /// Five valid questions for `day` that repeat none of `recent` (the questions of the
+    /// previous 60 days, by id and by normalised text), with their source and provenance.
+    async fn generate(&self, day: QuizDay, recent: &RecentQuestions) -> Result<Generated, String>;
 }
 
 /// Errors callers act on.
@@ -442,7 +471,7 @@ impl QuizService {
     async fn build(&self, day: QuizDay) -> Result<Quiz, QuizError> {
         let recent = self
             .repo
-            .question_ids_between(day.minus_days(NO_REPEAT_DAYS), day)
+            .recent_questions(day.minus_days(NO_REPEAT_DAYS), day)
             .await?;
         let generated = self
             .generator

@@ -6,11 +6,10 @@ use crate::platform::events::NewEvent;
 use crate::platform::store::StoreError;
 use crate::quiz::{
     Attempt, Difficulty, Inserted, Provenance, Question, QuestionReport, Quiz, QuizRepo,
-    QuizSource, Replaced,
+    QuizSource, RecentQuestions, Replaced,
 };
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
-use std::collections::HashSet;
 
 fn corrupt<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> StoreError {
     move |e| StoreError::Corrupt(format!("{what}: {e}"))
@@ -204,21 +203,24 @@ impl QuizRepo for Sqlite {
         self.read(move |conn| load_quiz(conn, day)).await
     }
 
-    async fn question_ids_between(
+    async fn recent_questions(
         &self,
         from: QuizDay,
         until: QuizDay,
-    ) -> Result<HashSet<String>, StoreError> {
+    ) -> Result<RecentQuestions, StoreError> {
         self.read(move |conn| {
             let mut stmt = conn
-                .prepare_cached("SELECT question_id FROM quiz_questions WHERE quiz_date >= ?1 AND quiz_date < ?2")
+                .prepare_cached("SELECT question_id, text FROM quiz_questions WHERE quiz_date >= ?1 AND quiz_date < ?2")
                 .map_err(db)?;
-            let ids = stmt
-                .query_map([from.to_string(), until.to_string()], |r| r.get::<_, String>(0))
-                .map_err(db)?
-                .collect::<Result<HashSet<_>, _>>()
+            let rows = stmt
+                .query_map([from.to_string(), until.to_string()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
                 .map_err(db)?;
-            Ok(ids)
+            let mut recent = RecentQuestions::default();
+            for row in rows {
+                let (id, text) = row.map_err(db)?;
+                recent.insert(&id, &text);
+            }
+            Ok(recent)
         })
         .await
     }
