@@ -39,11 +39,14 @@ fn every_subcommand_has_help() {
     }
 }
 
+/// Arguments, extra environment, and the text stderr must contain.
+type CliCase<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+
 #[test]
 fn bad_values_are_named_and_exit_non_zero() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
-    let cases: &[(&[&str], &[(&str, &str)], &str)] = &[
+    let cases: &[CliCase] = &[
         (&["serve"], &[], "FUNCTIONS_CUSTOMHANDLER_PORT"),
         (
             &["serve"],
