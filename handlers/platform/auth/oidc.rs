@@ -44,6 +44,33 @@ struct KeySet {
     jwks_uri: String,
     keys: HashMap<String, (DecodingKey, Algorithm)>,
     fetched: Instant,
+    /// When the key set should be fetched again: the JWKS response's `Cache-Control: max-age`
+    /// clamped to `CACHE_FLOOR..=CACHE_CEILING` (`CACHE_DEFAULT` without one).
+    fresh_until: Instant,
+}
+
+/// Least time a fetched key set is trusted before a refresh, whatever the issuer says.
+pub const CACHE_FLOOR: Duration = Duration::from_secs(5 * 60);
+/// Longest time a fetched key set is used before a refresh, whatever the issuer says.
+pub const CACHE_CEILING: Duration = Duration::from_secs(24 * 60 * 60);
+/// Key set lifetime when the issuer sends no `max-age`.
+pub const CACHE_DEFAULT: Duration = Duration::from_secs(60 * 60);
+
+/// The key-set lifetime a `Cache-Control` header asks for, clamped to the floor and ceiling.
+pub fn cache_lifetime(cache_control: Option<&str>) -> Duration {
+    let max_age = cache_control.and_then(|v| {
+        v.split(',').find_map(|d| {
+            let (k, v) = d.trim().split_once('=')?;
+            if k.trim().eq_ignore_ascii_case("max-age") {
+                v.trim().trim_matches('"').parse::<u64>().ok()
+            } else {
+                None
+            }
+        })
+    });
+    max_age.map_or(CACHE_DEFAULT, |s| {
+        Duration::from_secs(s).clamp(CACHE_FLOOR, CACHE_CEILING)
+    })
 }
 
 /// Verifies bearer tokens against one OIDC issuer.
@@ -145,8 +172,18 @@ impl OidcVerifier {
     /// (rate-limited). An unreachable issuer keeps the last good keys.
     async fn key_for(&self, kid: &str) -> Result<(DecodingKey, Algorithm, String), AuthError> {
         if let Some(found) = self.cached_key(kid) {
+            // A stale key set is refreshed by the one request that gets the lock; the others
+            // go on with the keys they have. A failed refresh keeps the last good keys.
+            if self.stale()
+                && let Ok(_guard) = self.refresh.try_lock()
+                && self.stale()
+            {
+                self.refresh_keys().await?;
+                return Ok(self.cached_key(kid).unwrap_or(found));
+            }
             return Ok(found);
         }
+        // Unknown kid: maybe the issuer rotated keys. Refresh once, rate-limited.
         let _guard = self.refresh.lock().await;
         if let Some(found) = self.cached_key(kid) {
             return Ok(found);
@@ -158,22 +195,42 @@ impl OidcVerifier {
             .as_ref()
             .is_some_and(|k| k.fetched.elapsed() < self.settings.min_refresh);
         if !recently {
-            match self.fetch().await {
-                Ok(set) => {
-                    *self.keys.write().expect("lock") = Some(set);
-                    self.verified.write().expect("lock").clear();
-                }
-                Err(e) if self.keys.read().expect("lock").is_none() => return Err(e),
-                Err(e) => {
-                    tracing::warn!(error = %e, "JWKS refresh failed; keeping the last good keys")
-                }
-            }
+            self.refresh_keys().await?;
         }
         self.cached_key(kid).ok_or_else(|| {
             AuthError::Rejected(format!(
                 "token key id '{kid}' is not published by the issuer"
             ))
         })
+    }
+
+    fn stale(&self) -> bool {
+        self.keys
+            .read()
+            .expect("lock")
+            .as_ref()
+            .is_none_or(|k| Instant::now() >= k.fresh_until)
+    }
+
+    /// Fetches metadata and keys; on failure keeps the last good keys (error only if none).
+    async fn refresh_keys(&self) -> Result<(), AuthError> {
+        match self.fetch().await {
+            Ok(set) => {
+                *self.keys.write().expect("lock") = Some(set);
+                self.verified.write().expect("lock").clear();
+                Ok(())
+            }
+            Err(e) if self.keys.read().expect("lock").is_none() => Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, "JWKS refresh failed; keeping the last good keys");
+                if let Some(k) = self.keys.write().expect("lock").as_mut() {
+                    // Try again after the rate limit, not on every request.
+                    k.fetched = Instant::now();
+                    k.fresh_until = Instant::now() + self.settings.min_refresh;
+                }
+                Ok(())
+            }
+        }
     }
 
     fn cached_key(&self, kid: &str) -> Option<(DecodingKey, Algorithm, String)> {
@@ -203,9 +260,15 @@ impl OidcVerifier {
             .await
             .map_err(|e| unavailable("OIDC metadata is not valid", &e))?;
         let jwks_uri = d.jwks_uri;
-        let set: JwkSet = get(jwks_uri.clone())
+        let res = get(jwks_uri.clone())
             .await
-            .map_err(|e| unavailable("cannot fetch JWKS", &e))?
+            .map_err(|e| unavailable("cannot fetch JWKS", &e))?;
+        let lifetime = cache_lifetime(
+            res.headers()
+                .get("cache-control")
+                .and_then(|v| v.to_str().ok()),
+        );
+        let set: JwkSet = res
             .json()
             .await
             .map_err(|e| unavailable("JWKS is not valid", &e))?;
@@ -232,6 +295,7 @@ impl OidcVerifier {
             jwks_uri,
             keys,
             fetched: Instant::now(),
+            fresh_until: Instant::now() + lifetime,
         })
     }
 

@@ -1,0 +1,378 @@
+//! The OIDC verifier against local issuers shaped like Entra External ID and Azure AD B2C
+//! (discovery document + JWKS over HTTP, keys generated here): claims mapping, key rotation,
+//! rate-limited refresh, last-good keys when the issuer is down, and every forgery we know.
+
+use aws_lc_rs::encoding::AsDer;
+use base64::Engine;
+use jsonwebtoken::jwk::{Jwk, JwkSet};
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use qotd::platform::auth::AuthError;
+use qotd::platform::auth::oidc::{OidcSettings, OidcVerifier};
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use warp::Filter;
+
+struct Key {
+    kid: String,
+    enc: EncodingKey,
+    jwk: Jwk,
+    alg: Algorithm,
+}
+
+fn pem(der: &[u8]) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        lines.join("\n")
+    )
+}
+
+fn rsa_key(kid: &str) -> Key {
+    let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+    let enc = EncodingKey::from_rsa_pem(pem(pair.as_der().unwrap().as_ref()).as_bytes()).unwrap();
+    let mut jwk = Jwk::from_encoding_key(&enc, Algorithm::RS256).unwrap();
+    jwk.common.key_id = Some(kid.into());
+    Key {
+        kid: kid.into(),
+        enc,
+        jwk,
+        alg: Algorithm::RS256,
+    }
+}
+
+fn ec_key(kid: &str) -> Key {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+    let doc = EcdsaKeyPair::generate_pkcs8(
+        &ECDSA_P256_SHA256_FIXED_SIGNING,
+        &aws_lc_rs::rand::SystemRandom::new(),
+    )
+    .unwrap();
+    let enc = EncodingKey::from_ec_der(doc.as_ref());
+    let mut jwk = Jwk::from_encoding_key(&enc, Algorithm::ES256).unwrap();
+    jwk.common.key_id = Some(kid.into());
+    Key {
+        kid: kid.into(),
+        enc,
+        jwk,
+        alg: Algorithm::ES256,
+    }
+}
+
+#[derive(Default)]
+struct IssuerState {
+    discovery: Value,
+    jwks: Vec<Jwk>,
+    cache_control: String,
+    down: bool,
+    jwks_hits: usize,
+}
+
+/// A local identity provider: `/{tenant}/v2.0/.well-known/openid-configuration` and `/keys`.
+async fn start_issuer(issuer: impl Fn(&str) -> String) -> (String, Arc<Mutex<IssuerState>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let state = Arc::new(Mutex::new(IssuerState {
+        discovery: json!({ "issuer": issuer(&base), "jwks_uri": format!("{base}/discovery/v2.0/keys"), "id_token_signing_alg_values_supported": ["RS256"] }),
+        cache_control: "max-age=86400, private".into(),
+        ..Default::default()
+    }));
+    let s1 = state.clone();
+    let discovery =
+        warp::path!("tenant" / "v2.0" / ".well-known" / "openid-configuration").map(move || {
+            let s = s1.lock().unwrap();
+            if s.down {
+                return warp::http::Response::builder()
+                    .status(503)
+                    .body(String::new())
+                    .unwrap();
+            }
+            warp::http::Response::builder()
+                .header("content-type", "application/json")
+                .body(s.discovery.to_string())
+                .unwrap()
+        });
+    let s2 = state.clone();
+    let keys = warp::path!("discovery" / "v2.0" / "keys").map(move || {
+        let mut s = s2.lock().unwrap();
+        s.jwks_hits += 1;
+        if s.down {
+            return warp::http::Response::builder()
+                .status(503)
+                .body(String::new())
+                .unwrap();
+        }
+        let body = serde_json::to_string(&JwkSet {
+            keys: s.jwks.clone(),
+        })
+        .unwrap();
+        warp::http::Response::builder()
+            .header("content-type", "application/json")
+            .header("cache-control", s.cache_control.clone())
+            .body(body)
+            .unwrap()
+    });
+    tokio::spawn(warp::serve(discovery.or(keys)).incoming(listener).run());
+    (base, state)
+}
+
+fn verifier(base: &str, audience: &str, subject: &str, roles: &str) -> OidcVerifier {
+    verifier_with(base, audience, subject, roles, Duration::from_secs(60))
+}
+
+fn verifier_with(
+    base: &str,
+    audience: &str,
+    subject: &str,
+    roles: &str,
+    min_refresh: Duration,
+) -> OidcVerifier {
+    OidcVerifier::new(
+        OidcSettings {
+            metadata_url: format!("{base}/tenant/v2.0/.well-known/openid-configuration"),
+            audiences: vec![audience.into()],
+            subject_claim: subject.into(),
+            roles_claim: roles.into(),
+            leeway: Duration::from_secs(30),
+            min_refresh,
+        },
+        reqwest::Client::new(),
+    )
+}
+
+fn sign(key: &Key, claims: &Value) -> String {
+    encode(
+        &Header {
+            kid: Some(key.kid.clone()),
+            ..Header::new(key.alg)
+        },
+        claims,
+        &key.enc,
+    )
+    .unwrap()
+}
+
+fn now() -> u64 {
+    jsonwebtoken::get_current_timestamp()
+}
+
+const TENANT: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
+
+#[tokio::test]
+async fn entra_external_id_tokens_map_oid_and_roles() {
+    let (base, state) =
+        start_issuer(|_| format!("https://{TENANT}.ciamlogin.com/{TENANT}/v2.0")).await;
+    let (rsa, ec) = (rsa_key("ext-rsa"), ec_key("ext-ec"));
+    state.lock().unwrap().jwks = vec![rsa.jwk.clone(), ec.jwk.clone()];
+    let v = verifier(&base, "api://qotd", "oid", "roles");
+    let claims = json!({ "iss": format!("https://{TENANT}.ciamlogin.com/{TENANT}/v2.0"), "aud": "api://qotd", "sub": "pairwise-xyz",
+        "oid": "00000000-0000-0000-0000-0000000000aa", "tid": TENANT, "roles": ["admin"], "ver": "2.0", "iat": now(), "nbf": now(), "exp": now() + 600 });
+    for key in [&rsa, &ec] {
+        let p = v.verify(&sign(key, &claims)).await.unwrap();
+        assert_eq!(
+            p.user_id.as_str(),
+            "00000000-0000-0000-0000-0000000000aa",
+            "{:?}",
+            key.alg
+        );
+        assert!(p.has_role("admin"));
+    }
+    assert_eq!(state.lock().unwrap().jwks_hits, 1, "keys are cached");
+}
+
+#[tokio::test]
+async fn b2c_tokens_with_trailing_slash_issuer_and_custom_role_attribute() {
+    let (base, state) =
+        start_issuer(|_| format!("https://contoso.b2clogin.com/{TENANT}/v2.0/")).await;
+    let key = rsa_key("b2c-1");
+    state.lock().unwrap().jwks = vec![key.jwk.clone()];
+    let v = verifier(
+        &base,
+        "11112222-bbbb-3333-cccc-4444dddd5555",
+        "sub",
+        "extension_Role",
+    );
+    let claims = json!({ "iss": format!("https://contoso.b2clogin.com/{TENANT}/v2.0/"), "aud": "11112222-bbbb-3333-cccc-4444dddd5555",
+        "sub": "b2c-user-1", "tfp": "B2C_1_signupsignin", "emails": ["a@example.com"], "extension_Role": "admin", "iat": now(), "nbf": now(), "exp": now() + 600 });
+    let p = v.verify(&sign(&key, &claims)).await.unwrap();
+    assert_eq!(
+        (p.user_id.as_str(), p.roles.clone()),
+        ("b2c-user-1", vec!["admin".to_owned()])
+    );
+    let mut c2 = claims.clone();
+    c2["iss"] = json!(format!("https://contoso.b2clogin.com/{TENANT}/v2.0"));
+    assert!(
+        matches!(v.verify(&sign(&key, &c2)).await, Err(AuthError::Rejected(m)) if m.contains("issuer")),
+        "the issuer must match exactly"
+    );
+}
+
+#[tokio::test]
+async fn key_rotation_refreshes_once_and_unknown_kids_are_rate_limited() {
+    let (base, state) = start_issuer(|b| format!("{b}/issuer")).await;
+    let (old, new) = (rsa_key("old"), rsa_key("new"));
+    let strangers: Vec<Key> = (0..5).map(|i| rsa_key(&format!("stranger-{i}"))).collect();
+    state.lock().unwrap().jwks = vec![old.jwk.clone()];
+    let v = verifier_with(&base, "aud", "sub", "roles", Duration::from_secs(1));
+    let claims = json!({ "iss": format!("{base}/issuer"), "aud": "aud", "sub": "u", "iat": now(), "nbf": now(), "exp": now() + 600 });
+    v.verify(&sign(&old, &claims)).await.unwrap();
+    // The issuer rotates (later than the refresh rate limit): a token signed by the new key
+    // triggers exactly one refresh.
+    state.lock().unwrap().jwks = vec![old.jwk.clone(), new.jwk.clone()];
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    v.verify(&sign(&new, &claims)).await.unwrap();
+    assert_eq!(state.lock().unwrap().jwks_hits, 2);
+    // Unknown kids after that refresh are refused without hammering the issuer.
+    for stranger in &strangers {
+        let err = v.verify(&sign(stranger, &claims)).await.unwrap_err();
+        assert!(
+            matches!(&err, AuthError::Rejected(m) if m.contains("not published")),
+            "{err:?}"
+        );
+    }
+    assert_eq!(
+        state.lock().unwrap().jwks_hits,
+        2,
+        "refresh is rate-limited"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_issuer_keeps_the_last_good_keys() {
+    let (base, state) = start_issuer(|b| format!("{b}/issuer")).await;
+    let key = rsa_key("k1");
+    state.lock().unwrap().jwks = vec![key.jwk.clone()];
+    let v = OidcVerifier::new(
+        OidcSettings {
+            metadata_url: format!("{base}/tenant/v2.0/.well-known/openid-configuration"),
+            audiences: vec!["aud".into()],
+            subject_claim: "sub".into(),
+            roles_claim: "roles".into(),
+            leeway: Duration::from_secs(30),
+            min_refresh: Duration::ZERO,
+        },
+        reqwest::Client::new(),
+    );
+    let claims = json!({ "iss": format!("{base}/issuer"), "aud": "aud", "sub": "u", "iat": now(), "nbf": now(), "exp": now() + 600 });
+    v.verify(&sign(&key, &claims)).await.unwrap();
+    state.lock().unwrap().down = true;
+    // An unknown kid forces a refresh that fails: the known key still works.
+    assert!(v.verify(&sign(&rsa_key("other"), &claims)).await.is_err());
+    let mut c2 = claims.clone();
+    c2["sub"] = json!("u2");
+    assert_eq!(
+        v.verify(&sign(&key, &c2)).await.unwrap().user_id.as_str(),
+        "u2"
+    );
+
+    // With no keys ever fetched, an unreachable issuer is a 503-class error, not a 401.
+    let fresh = verifier(&base, "aud", "sub", "roles");
+    assert!(matches!(
+        fresh.verify(&sign(&key, &claims)).await,
+        Err(AuthError::IssuerUnavailable(_))
+    ));
+}
+
+#[tokio::test]
+async fn forgeries_and_wrong_claims_are_rejected() {
+    let (base, state) = start_issuer(|b| format!("{b}/issuer")).await;
+    let key = rsa_key("k1");
+    state.lock().unwrap().jwks = vec![key.jwk.clone()];
+    let v = verifier(&base, "aud", "sub", "roles");
+    let good = json!({ "iss": format!("{base}/issuer"), "aud": "aud", "sub": "u", "iat": now(), "nbf": now(), "exp": now() + 600 });
+    v.verify(&sign(&key, &good)).await.unwrap();
+    let with = |k: &str, val: Value| {
+        let mut c = good.clone();
+        c[k] = val;
+        c
+    };
+    let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let jwks_text = serde_json::to_string(&JwkSet {
+        keys: vec![key.jwk.clone()],
+    })
+    .unwrap();
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "wrong issuer",
+            sign(&key, &with("iss", json!("https://evil.example/"))),
+            "issuer",
+        ),
+        (
+            "wrong audience",
+            sign(&key, &with("aud", json!("other-api"))),
+            "audience",
+        ),
+        (
+            "expired",
+            sign(&key, &with("exp", json!(now() - 3600))),
+            "expired",
+        ),
+        (
+            "not yet valid",
+            sign(&key, &with("nbf", json!(now() + 3600))),
+            "not valid yet",
+        ),
+        (
+            "alg none",
+            format!(
+                "{}.{}.",
+                b64(&json!({"alg": "none", "kid": "k1"})),
+                b64(&good)
+            ),
+            "malformed",
+        ),
+        (
+            "HS256 with the public key as secret",
+            encode(
+                &Header {
+                    kid: Some("k1".into()),
+                    ..Header::new(Algorithm::HS256)
+                },
+                &good,
+                &EncodingKey::from_secret(jwks_text.as_bytes()),
+            )
+            .unwrap(),
+            "not allowed",
+        ),
+        (
+            "forged with another key",
+            sign(
+                &Key {
+                    kid: "k1".into(),
+                    ..rsa_key("k1")
+                },
+                &good,
+            ),
+            "signature",
+        ),
+        (
+            "no kid",
+            encode(&Header::new(Algorithm::RS256), &good, &key.enc).unwrap(),
+            "kid",
+        ),
+    ];
+    for (name, token, needle) in cases {
+        match v.verify(&token).await {
+            Err(AuthError::Rejected(m)) => assert!(m.contains(needle), "{name}: {m}"),
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn cache_control_is_honoured_within_floor_and_ceiling() {
+    use qotd::platform::auth::oidc::{CACHE_CEILING, CACHE_DEFAULT, CACHE_FLOOR, cache_lifetime};
+    assert_eq!(
+        cache_lifetime(Some("public, max-age=3600")),
+        Duration::from_secs(3600)
+    );
+    assert_eq!(cache_lifetime(Some("max-age=5")), CACHE_FLOOR);
+    assert_eq!(cache_lifetime(Some("max-age=99999999")), CACHE_CEILING);
+    assert_eq!(cache_lifetime(Some("no-cache")), CACHE_DEFAULT);
+    assert_eq!(cache_lifetime(None), CACHE_DEFAULT);
+}
