@@ -81,7 +81,10 @@ enum Command {
 /// Parses arguments, runs the command, and maps failures to a message and exit code 1.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Blocking threads run SQLite calls: one writer and four readers can use only a few, so a
+    // small cap keeps memory and context switches down under load.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(16)
         .enable_all()
         .build()
     {

@@ -404,6 +404,14 @@ async fn leaderboard_effects_apply_once_and_rank_with_ties() {
             b.name
         );
         assert_eq!(lb.player_count(&daily).await.unwrap(), 5);
+        assert_eq!(
+            lb.histogram(&daily).await.unwrap(),
+            Some(vec![(50, 1), (30, 2), (10, 1), (0, 1)]),
+            "{}: histogram, highest score first",
+            b.name
+        );
+        assert_eq!(lb.score(&daily, &user(&t, 2)).await.unwrap(), Some((30, 1)));
+        assert_eq!(lb.score(&daily, &user(&t, 9)).await.unwrap(), None);
         let standing = lb.standing(&daily, &user(&t, 2)).await.unwrap().unwrap();
         assert_eq!(
             (standing.rank, standing.score, standing.quizzes),

@@ -115,7 +115,6 @@ pub async fn on_user_registered(
                 Err(why) => return Ok(Handled::Poison(why)),
             };
             app.leaderboard
-                .repo()
                 .apply_registration(&inbox, &user, &e.display_name)
                 .await
                 .map(Handled::Applied)
@@ -142,7 +141,6 @@ pub async fn on_quiz_generated(
                 Err(why) => return Ok(Handled::Poison(why)),
             };
             app.leaderboard
-                .repo()
                 .open_day(&inbox, day)
                 .await
                 .map(Handled::Applied)
@@ -182,7 +180,6 @@ pub async fn on_attempt_evaluated(
                 score: e.score,
             };
             app.leaderboard
-                .repo()
                 .apply_attempt(&inbox, &attempt)
                 .await
                 .map(Handled::Applied)

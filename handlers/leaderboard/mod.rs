@@ -9,7 +9,10 @@ pub mod http;
 use crate::kernel::{QuizDay, Streak, UserId};
 use crate::platform::store::{Applied, InboxKey, StoreError};
 use async_trait::async_trait;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Which board.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,6 +116,60 @@ pub trait LeaderboardRepo: Send + Sync {
     async fn player_count(&self, period_key: &str) -> Result<u64, StoreError>;
     async fn player_stats(&self, user: &UserId) -> Result<Option<PlayerStats>, StoreError>;
     async fn day_opened(&self, day: QuizDay) -> Result<bool, StoreError>;
+    /// The board's score histogram, `(score, players)` with the highest score first, or `None`
+    /// if the backend does not offer it (callers then use `standing` and `player_count`).
+    async fn histogram(&self, _period_key: &str) -> Result<Option<Vec<(u32, u64)>>, StoreError> {
+        Ok(None)
+    }
+    /// The player's `(score, quizzes)` on a board, without computing the rank.
+    async fn score(
+        &self,
+        period_key: &str,
+        user: &UserId,
+    ) -> Result<Option<(u32, u32)>, StoreError> {
+        Ok(self
+            .standing(period_key, user)
+            .await?
+            .map(|s| (s.score, s.quizzes)))
+    }
+}
+
+/// A board's score histogram with running totals: rank and player count in memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Histogram {
+    /// `(score, players with a higher score)`, highest score first.
+    above: Vec<(u32, u64)>,
+    total: u64,
+}
+
+impl Histogram {
+    /// Builds from `(score, players)` rows in any order.
+    pub fn new(mut rows: Vec<(u32, u64)>) -> Self {
+        rows.sort_by(|a, b| b.0.cmp(&a.0));
+        let mut above = Vec::with_capacity(rows.len());
+        let mut running = 0;
+        for (score, players) in rows {
+            above.push((score, running));
+            running += players;
+        }
+        Self {
+            above,
+            total: running,
+        }
+    }
+
+    /// Competition rank of `score`: 1 + the players with a higher score.
+    pub fn rank(&self, score: u32) -> u64 {
+        let i = self.above.partition_point(|(s, _)| *s > score);
+        1 + match self.above.get(i) {
+            Some((_, above)) => *above,
+            None => self.total,
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.total
+    }
 }
 
 /// A board page.
@@ -126,45 +183,188 @@ pub struct Board {
 /// The leaderboard service (queries; the writes come in through `consumers`).
 pub struct Leaderboard {
     repo: Arc<dyn LeaderboardRepo>,
+    /// Bumped by every effect applied in this process; cached reads older than it are dropped.
+    generation: AtomicU64,
+    histograms: Mutex<HashMap<String, Cached<Arc<Histogram>>>>,
+    pages: Mutex<HashMap<(String, u32, u64), Cached<Arc<Board>>>>,
 }
+
+struct Cached<T> {
+    value: T,
+    generation: u64,
+    at: Instant,
+}
+
+/// How long a cached board page or histogram may be served. Writes in this process invalidate
+/// at once; writes by other instances show within this time (boards are eventually consistent
+/// anyway: they are built from events).
+pub const READ_CACHE_TTL: Duration = Duration::from_secs(2);
+const READ_CACHE_MAX: usize = 1024;
 
 impl Leaderboard {
     pub fn new(repo: Arc<dyn LeaderboardRepo>) -> Self {
-        Self { repo }
+        Self {
+            repo,
+            generation: AtomicU64::new(0),
+            histograms: Mutex::new(HashMap::new()),
+            pages: Mutex::new(HashMap::new()),
+        }
     }
 
-    pub fn repo(&self) -> &Arc<dyn LeaderboardRepo> {
-        &self.repo
+    fn cached<K: std::hash::Hash + Eq, T: Clone>(
+        &self,
+        map: &Mutex<HashMap<K, Cached<T>>>,
+        key: &K,
+    ) -> Option<T> {
+        let generation = self.generation.load(Ordering::Acquire);
+        let map = map.lock().expect("cache lock");
+        map.get(key)
+            .filter(|c| c.generation == generation && c.at.elapsed() < READ_CACHE_TTL)
+            .map(|c| c.value.clone())
     }
 
+    fn remember<K: std::hash::Hash + Eq, T>(
+        &self,
+        map: &Mutex<HashMap<K, Cached<T>>>,
+        key: K,
+        value: T,
+        generation: u64,
+    ) {
+        let mut map = map.lock().expect("cache lock");
+        if map.len() >= READ_CACHE_MAX {
+            map.clear();
+        }
+        map.insert(
+            key,
+            Cached {
+                value,
+                generation,
+                at: Instant::now(),
+            },
+        );
+    }
+
+    fn applied(&self, applied: Applied) -> Applied {
+        if applied == Applied::Now {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
+        applied
+    }
+
+    /// Consumer entry points: apply an effect with its inbox row, then invalidate cached reads.
+    pub async fn apply_registration(
+        &self,
+        inbox: &InboxKey,
+        user: &UserId,
+        display_name: &str,
+    ) -> Result<Applied, StoreError> {
+        Ok(self.applied(
+            self.repo
+                .apply_registration(inbox, user, display_name)
+                .await?,
+        ))
+    }
+
+    pub async fn open_day(&self, inbox: &InboxKey, day: QuizDay) -> Result<Applied, StoreError> {
+        Ok(self.applied(self.repo.open_day(inbox, day).await?))
+    }
+
+    pub async fn apply_attempt(
+        &self,
+        inbox: &InboxKey,
+        attempt: &ScoredAttempt,
+    ) -> Result<Applied, StoreError> {
+        Ok(self.applied(self.repo.apply_attempt(inbox, attempt).await?))
+    }
+
+    /// The board's histogram (cached), or `None` if the backend has none.
+    async fn histogram(&self, key: &str) -> Result<Option<Arc<Histogram>>, StoreError> {
+        if let Some(h) = self.cached(&self.histograms, &key.to_owned()) {
+            return Ok(Some(h));
+        }
+        let generation = self.generation.load(Ordering::Acquire);
+        let Some(rows) = self.repo.histogram(key).await? else {
+            return Ok(None);
+        };
+        let h = Arc::new(Histogram::new(rows));
+        self.remember(&self.histograms, key.to_owned(), h.clone(), generation);
+        Ok(Some(h))
+    }
+
+    /// One page of a board (cached).
     pub async fn board(
         &self,
         period: Period,
         limit: u32,
         offset: u64,
-    ) -> Result<Board, StoreError> {
-        let key = period.key();
-        let (rows, total_players) = tokio::try_join!(
-            self.repo.top(&key, limit, offset),
-            self.repo.player_count(&key)
-        )?;
-        Ok(Board {
+    ) -> Result<Arc<Board>, StoreError> {
+        let key = (period.key(), limit, offset);
+        if let Some(b) = self.cached(&self.pages, &key) {
+            return Ok(b);
+        }
+        let generation = self.generation.load(Ordering::Acquire);
+        let (rows, total_players) = match self.histogram(&key.0).await? {
+            Some(h) => (self.repo.top(&key.0, limit, offset).await?, h.total()),
+            None => tokio::try_join!(
+                self.repo.top(&key.0, limit, offset),
+                self.repo.player_count(&key.0)
+            )?,
+        };
+        let board = Arc::new(Board {
             period,
             total_players,
             rows,
-        })
+        });
+        self.remember(&self.pages, key, board.clone(), generation);
+        Ok(board)
     }
 
+    /// The player's standing and the board's player count: one small read for the player's
+    /// score, the rank from the cached histogram.
     pub async fn standing(
         &self,
         period: &Period,
         user: &UserId,
     ) -> Result<(Option<Standing>, u64), StoreError> {
         let key = period.key();
-        tokio::try_join!(self.repo.standing(&key, user), self.repo.player_count(&key))
+        match self.histogram(&key).await? {
+            Some(h) => {
+                let standing =
+                    self.repo
+                        .score(&key, user)
+                        .await?
+                        .map(|(score, quizzes)| Standing {
+                            rank: h.rank(score),
+                            score,
+                            quizzes,
+                        });
+                Ok((standing, h.total()))
+            }
+            None => tokio::try_join!(self.repo.standing(&key, user), self.repo.player_count(&key)),
+        }
     }
 
     pub async fn player_stats(&self, user: &UserId) -> Result<PlayerStats, StoreError> {
         Ok(self.repo.player_stats(user).await?.unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_ranks_are_competition_ranks() {
+        let h = Histogram::new(vec![(30, 2), (50, 1), (10, 1), (0, 1)]);
+        let ranks: Vec<u64> = [50, 30, 10, 0].iter().map(|s| h.rank(*s)).collect();
+        assert_eq!(ranks, vec![1, 2, 4, 5]);
+        assert_eq!(h.rank(60), 1, "a score above everyone ranks first");
+        assert_eq!(
+            h.rank(20),
+            4,
+            "a score between buckets ranks after the higher ones"
+        );
+        assert_eq!(h.total(), 5);
+        assert_eq!(Histogram::new(vec![]).rank(10), 1);
     }
 }

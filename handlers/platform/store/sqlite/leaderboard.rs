@@ -306,4 +306,36 @@ impl LeaderboardRepo for Sqlite {
         })
         .await
     }
+
+    async fn histogram(&self, period_key: &str) -> Result<Option<Vec<(u32, u64)>>, StoreError> {
+        let key = period_key.to_owned();
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT score, players FROM leaderboard_histogram WHERE period_key = ?1 ORDER BY score DESC")
+                .map_err(db)?;
+            let rows = stmt
+                .query_map([key], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, i64>(1)? as u64)))
+                .map_err(db)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db)?;
+            Ok(Some(rows))
+        })
+        .await
+    }
+
+    async fn score(
+        &self,
+        period_key: &str,
+        user: &UserId,
+    ) -> Result<Option<(u32, u32)>, StoreError> {
+        let (key, user) = (period_key.to_owned(), user.clone());
+        self.read(move |conn| {
+            conn.prepare_cached("SELECT score, quizzes FROM leaderboard_scores WHERE period_key = ?1 AND user_id = ?2")
+                .map_err(db)?
+                .query_row(params![key, user.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+                .map_err(db)
+        })
+        .await
+    }
 }
