@@ -23,9 +23,12 @@ use crate::platform::functions::protocol::{InvocationRequest, InvocationResponse
 use crate::platform::functions::{invocation_reply, non_forwarded_http};
 use crate::platform::http::server::Handler;
 use crate::platform::http::{ApiRequest, ApiResponse, MAX_API_BODY, Problem, json_response};
-use crate::platform::outbox::Dispatcher;
+use crate::platform::outbox::{Dispatcher, EventPublisher};
+use crate::platform::servicebus::ServiceBusPublisher;
 use crate::platform::store::{self, EventStore, Stores};
+use crate::quiz::QuizGenerator;
 use crate::quiz::bank::{Bank, BankGenerator};
+use crate::quiz::openai::OpenAiGenerator;
 use crate::quiz::{self, QuizService};
 use crate::users::{self, Users};
 use async_trait::async_trait;
@@ -69,11 +72,36 @@ impl App {
             http.clone(),
             settings.data_dir.join("dead-letter.jsonl"),
         ));
+        let publisher: Arc<dyn EventPublisher> = match &settings.servicebus {
+            Some(sb) => {
+                tracing::info!(namespace = %sb.namespace, "publishing events to Azure Service Bus");
+                Arc::new(ServiceBusPublisher::new(sb, http.clone())?)
+            }
+            None => bus.clone(),
+        };
         let dispatcher = Arc::new(Dispatcher::new(
             stores.events.clone(),
-            bus.clone(),
+            publisher,
             clock.clone(),
         ));
+        let bank: Arc<dyn QuizGenerator> = Arc::new(BankGenerator::new(Bank::embedded()));
+        let generator: Arc<dyn QuizGenerator> = match &settings.openai {
+            Some(ai) => {
+                let credential = if ai.uses_entra() {
+                    Some(settings.credential.build()?)
+                } else {
+                    None
+                };
+                tracing::info!(deployment = %ai.deployment, "generating quizzes with Azure OpenAI (bank as fallback)");
+                Arc::new(OpenAiGenerator::new(
+                    ai.clone(),
+                    http.clone(),
+                    credential,
+                    bank,
+                )?)
+            }
+            None => bank,
+        };
         let dev_issuer = if settings.auth.dev_issuer {
             Some(DevIssuer::load_or_create(&settings.data_dir)?)
         } else {
@@ -81,11 +109,7 @@ impl App {
         };
         let app = Arc::new(Self {
             users: Users::new(stores.users.clone(), clock.clone()),
-            quiz: QuizService::new(
-                stores.quiz.clone(),
-                Arc::new(BankGenerator::new(Bank::embedded())),
-                clock.clone(),
-            ),
+            quiz: QuizService::new(stores.quiz.clone(), generator, clock.clone()),
             leaderboard: Leaderboard::new(stores.leaderboard.clone()),
             events: stores.events.clone(),
             dispatcher,

@@ -145,7 +145,7 @@ pub struct Histogram {
 impl Histogram {
     /// Builds from `(score, players)` rows in any order.
     pub fn new(mut rows: Vec<(u32, u64)>) -> Self {
-        rows.sort_by(|a, b| b.0.cmp(&a.0));
+        rows.sort_by_key(|r| std::cmp::Reverse(r.0));
         let mut above = Vec::with_capacity(rows.len());
         let mut running = 0;
         for (score, players) in rows {
@@ -185,9 +185,12 @@ pub struct Leaderboard {
     repo: Arc<dyn LeaderboardRepo>,
     /// Bumped by every effect applied in this process; cached reads older than it are dropped.
     generation: AtomicU64,
-    histograms: Mutex<HashMap<String, Cached<Arc<Histogram>>>>,
-    pages: Mutex<HashMap<(String, u32, u64), Cached<Arc<Board>>>>,
+    histograms: CacheMap<String, Arc<Histogram>>,
+    pages: CacheMap<(String, u32, u64), Arc<Board>>,
 }
+
+/// A small read cache: key → value with the generation and time it was read at.
+type CacheMap<K, T> = Mutex<HashMap<K, Cached<T>>>;
 
 struct Cached<T> {
     value: T,

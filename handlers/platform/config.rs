@@ -30,6 +30,12 @@ pub struct Settings {
     pub dispatch_in_process: bool,
     /// Generate today's quiz at start-up if it is missing.
     pub catch_up_on_start: bool,
+    /// Azure Service Bus, when configured; otherwise events go through the local bus.
+    pub servicebus: Option<crate::platform::servicebus::ServiceBusSettings>,
+    /// Azure OpenAI (or any OpenAI-compatible endpoint), when configured; otherwise the bank.
+    pub openai: Option<crate::quiz::openai::OpenAiSettings>,
+    /// The Entra credential the Azure adapters share.
+    pub credential: crate::platform::identity::CredentialKind,
 }
 
 /// A setting that is missing or malformed.
@@ -157,6 +163,9 @@ impl Settings {
             log_json,
             dispatch_in_process: bool_var(&get, "QOTD_DISPATCH_IN_PROCESS", true)?,
             catch_up_on_start: bool_var(&get, "QOTD_CATCH_UP_ON_START", true)?,
+            servicebus: crate::platform::servicebus::ServiceBusSettings::from_lookup(&get)?,
+            openai: crate::quiz::openai::OpenAiSettings::from_lookup(&get)?,
+            credential: crate::platform::identity::CredentialKind::from_lookup(&get)?,
         })
     }
 

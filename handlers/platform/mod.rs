@@ -10,5 +10,6 @@ pub mod functions;
 pub mod http;
 pub mod identity;
 pub mod outbox;
+pub mod servicebus;
 pub mod store;
 pub mod telemetry;

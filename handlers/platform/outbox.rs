@@ -97,7 +97,10 @@ impl Dispatcher {
                     outcome.published += batch.len();
                 }
                 Err(err) => {
-                    tracing::warn!(topic, error = %err, count = batch.len(), "publish failed; events stay pending");
+                    // Configuration errors are logged once by the publisher; transient ones here.
+                    if matches!(err, PublishError::Transient(_)) {
+                        tracing::warn!(topic, error = %err, count = batch.len(), "publish failed; events stay pending");
+                    }
                     for ev in &batch {
                         let retry_at = self.clock.now() + backoff(ev.attempts, &err);
                         self.store

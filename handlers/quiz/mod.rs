@@ -6,6 +6,7 @@
 
 pub mod bank;
 pub mod http;
+pub mod openai;
 pub mod timer;
 
 use crate::kernel::{QuizDay, UserId};

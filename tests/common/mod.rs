@@ -116,13 +116,22 @@ fn start_local(dir: &Path, env: &[(&str, &str)]) -> TestApp {
 
 /// Starts `qotd serve` (custom-handler mode) with the dev issuer on a free port.
 pub async fn spawn_serve() -> TestApp {
+    spawn_serve_with(&[]).await
+}
+
+/// Like `spawn_serve`, with extra environment variables.
+pub async fn spawn_serve_with(env: &[(&str, &str)]) -> TestApp {
     let temp = tempfile::tempdir().expect("temp dir");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let mut child = Command::new(BIN)
+    let mut cmd = Command::new(BIN);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
         .arg("serve")
         .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
         .env("QOTD_DEV_ISSUER", "true")

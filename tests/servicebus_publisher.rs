@@ -1,0 +1,999 @@
+//! The Service Bus publisher against a local server that behaves like the Service Bus REST
+//! endpoint (../shared/reference/platform-apis.md §6): `POST /{topic}/messages`, SAS signatures
+//! checked with the key, bearer tokens compared, 201 on success, XML error bodies, throttling
+//! with `Retry-After`, duplicate detection by `MessageId`, unknown entities, slow answers.
+
+use async_trait::async_trait;
+use aws_lc_rs::hmac;
+use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
+use base64::Engine as _;
+use chrono::Utc;
+use qotd::kernel::{DisplayName, UserId};
+use qotd::platform::clock::SystemClock;
+use qotd::platform::events::{EventType, NewEvent, UserRegisteredV1};
+use qotd::platform::outbox::{Dispatcher, EventPublisher, PublishError};
+use qotd::platform::servicebus::{
+    BATCH_CONTENT_TYPE, CLOUDEVENTS_CONTENT_TYPE, MAX_BATCH_BYTES, RetryPolicy, SCOPE,
+    ServiceBusPublisher, ServiceBusSettings, traceparent,
+};
+use qotd::platform::store::{self, DatabaseUrl, PendingEvent};
+use qotd::users::{Profile, Registration};
+use serde_json::{Value, json};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use warp::Filter;
+use warp::http::{HeaderMap, Method, Response};
+
+const NAMESPACE: &str = "qotd-test.servicebus.windows.net";
+const KEY_NAME: &str = "qotd-send";
+const KEY: &str = "bG9jYWwtdGVzdC1rZXktbm90LWEtcmVhbC1vbmU=";
+
+// ---------------------------------------------------------------------------------------------
+// The mock namespace
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Clone)]
+enum Reply {
+    /// Answer with this status, headers and body (nothing is enqueued unless the status is 201).
+    Status(u16, Vec<(&'static str, String)>, String),
+    /// Accept (enqueue) the message, then answer 201 only after this long.
+    Slow(Duration),
+}
+
+fn created() -> Reply {
+    Reply::Status(201, vec![], String::new())
+}
+
+fn error_reply(status: u16, headers: Vec<(&'static str, String)>, detail: &str) -> Reply {
+    Reply::Status(
+        status,
+        headers,
+        format!(
+            "<Error><Code>{status}</Code><Detail>{detail} TrackingId:7d3c5b1e-0000-4000-8000-000000000000_G1, SystemTracker:{NAMESPACE}, Timestamp:2026-01-01T00:00:00</Detail></Error>"
+        ),
+    )
+}
+
+enum ExpectedAuth {
+    Sas,
+    Bearer(String),
+}
+
+#[derive(Clone, Debug)]
+struct Recorded {
+    method: Method,
+    path: String,
+    headers: HeaderMap,
+    body: bytes::Bytes,
+    at: Instant,
+}
+
+impl Recorded {
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .unwrap_or_else(|| panic!("header {name} missing"))
+            .to_str()
+            .unwrap()
+    }
+
+    /// (MessageId, whole message) of every message in the request.
+    fn messages(&self) -> Vec<(String, Value)> {
+        if self.header("content-type") == BATCH_CONTENT_TYPE {
+            let items: Vec<Value> = serde_json::from_slice(&self.body).unwrap();
+            items
+                .into_iter()
+                .map(|m| {
+                    (
+                        m["BrokerProperties"]["MessageId"]
+                            .as_str()
+                            .unwrap()
+                            .to_owned(),
+                        m,
+                    )
+                })
+                .collect()
+        } else {
+            let props: Value = serde_json::from_str(self.header("brokerproperties")).unwrap();
+            vec![(
+                props["MessageId"].as_str().unwrap().to_owned(),
+                json!({ "Body": String::from_utf8(self.body.to_vec()).unwrap(), "BrokerProperties": props, "UserProperties": { "traceparent": self.header("traceparent") } }),
+            )]
+        }
+    }
+}
+
+struct MockState {
+    auth: ExpectedAuth,
+    topics: HashSet<String>,
+    script: VecDeque<Reply>,
+    default: Reply,
+    requests: Vec<Recorded>,
+    /// (topic, MessageId) of every enqueued message, in order; duplicates are not enqueued.
+    enqueued: Vec<(String, String)>,
+    duplicates_dropped: usize,
+}
+
+struct Mock {
+    base: String,
+    state: Arc<Mutex<MockState>>,
+}
+
+impl Mock {
+    async fn start(auth: ExpectedAuth) -> Mock {
+        let state = Arc::new(Mutex::new(MockState {
+            auth,
+            topics: [
+                "user-registered",
+                "daily-quiz-generated",
+                "quiz-attempt-evaluated",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+            script: VecDeque::new(),
+            default: created(),
+            requests: Vec::new(),
+            enqueued: Vec::new(),
+            duplicates_dropped: 0,
+        }));
+        let s = state.clone();
+        let route = warp::method()
+            .and(warp::path::full())
+            .and(warp::header::headers_cloned())
+            .and(warp::body::bytes())
+            .and_then(move |method, path: warp::path::FullPath, headers, body| {
+                handle(s.clone(), method, path.as_str().to_owned(), headers, body)
+            });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(warp::serve(route).incoming(listener).run());
+        Mock { base, state }
+    }
+
+    fn script(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.state.lock().unwrap().script.extend(replies);
+    }
+
+    fn set_default(&self, reply: Reply) {
+        self.state.lock().unwrap().default = reply;
+    }
+
+    fn requests(&self) -> Vec<Recorded> {
+        self.state.lock().unwrap().requests.clone()
+    }
+
+    fn enqueued(&self) -> Vec<(String, String)> {
+        self.state.lock().unwrap().enqueued.clone()
+    }
+
+    fn duplicates_dropped(&self) -> usize {
+        self.state.lock().unwrap().duplicates_dropped
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// Checks a SAS header the way Service Bus does: the signature over "<sr as sent>\n<se>" with
+/// the named key, the resource covering the entity, and the expiry in the future.
+fn check_sas(header: &str, topic: &str) -> Result<(), String> {
+    let rest = header
+        .strip_prefix("SharedAccessSignature ")
+        .ok_or("not a SharedAccessSignature")?;
+    let fields: HashMap<&str, &str> = rest.split('&').filter_map(|p| p.split_once('=')).collect();
+    let (sr, sig, se, skn) = match (
+        fields.get("sr"),
+        fields.get("sig"),
+        fields.get("se"),
+        fields.get("skn"),
+    ) {
+        (Some(a), Some(b), Some(c), Some(d)) => (*a, *b, *c, *d),
+        _ => return Err("missing sr, sig, se or skn".into()),
+    };
+    if percent_decode(skn) != KEY_NAME {
+        return Err("unknown key name".into());
+    }
+    let resource = percent_decode(sr);
+    let expected_resource = format!("https://{NAMESPACE}/{topic}");
+    if !expected_resource.starts_with(resource.trim_end_matches('/')) {
+        return Err(format!(
+            "token for {resource} does not cover {expected_resource}"
+        ));
+    }
+    let expiry: i64 = se.parse().map_err(|_| "bad se")?;
+    let now = Utc::now().timestamp();
+    if expiry <= now {
+        return Err("expired token".into());
+    }
+    if expiry > now + 24 * 3600 {
+        return Err(format!("expiry {expiry} unreasonably far in the future"));
+    }
+    let tag = hmac::sign(
+        &hmac::Key::new(hmac::HMAC_SHA256, KEY.as_bytes()),
+        format!("{sr}\n{se}").as_bytes(),
+    );
+    let expected_sig = base64::engine::general_purpose::STANDARD.encode(tag.as_ref());
+    if percent_decode(sig) != expected_sig {
+        return Err("InvalidSignature: The token has an invalid signature.".into());
+    }
+    Ok(())
+}
+
+async fn handle(
+    state: Arc<Mutex<MockState>>,
+    method: Method,
+    path: String,
+    headers: HeaderMap,
+    body: bytes::Bytes,
+) -> Result<Response<String>, Infallible> {
+    let recorded = Recorded {
+        method: method.clone(),
+        path: path.clone(),
+        headers: headers.clone(),
+        body: body.clone(),
+        at: Instant::now(),
+    };
+    let reply = {
+        let mut s = state.lock().unwrap();
+        s.requests.push(recorded.clone());
+        let topic = path
+            .strip_prefix('/')
+            .and_then(|p| p.strip_suffix("/messages"))
+            .map(str::to_owned);
+        let auth = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let auth_result = match (&s.auth, &topic) {
+            (_, None) => Ok(()),
+            (ExpectedAuth::Sas, Some(t)) => check_sas(auth, t),
+            (ExpectedAuth::Bearer(tok), _) if auth == format!("Bearer {tok}") => Ok(()),
+            (ExpectedAuth::Bearer(_), _) => {
+                Err("ExpiredToken: The token is expired or invalid.".to_owned())
+            }
+        };
+        match (topic, auth_result) {
+            _ if method != Method::POST => error_reply(405, vec![], "Method not allowed."),
+            (None, _) => error_reply(404, vec![], "No such endpoint."),
+            (Some(_), Err(why)) => error_reply(401, vec![], &why),
+            (Some(t), Ok(())) if !s.topics.contains(&t) => error_reply(
+                404,
+                vec![],
+                &format!("The messaging entity 'sb://{NAMESPACE}/{t}' could not be found."),
+            ),
+            (Some(t), Ok(())) => {
+                let reply = s.script.pop_front().unwrap_or_else(|| s.default.clone());
+                let accepted = matches!(reply, Reply::Slow(_) | Reply::Status(201, ..));
+                if accepted {
+                    for (id, _) in recorded.messages() {
+                        if s.enqueued.iter().any(|(et, eid)| *et == t && *eid == id) {
+                            s.duplicates_dropped += 1;
+                        } else {
+                            s.enqueued.push((t.clone(), id));
+                        }
+                    }
+                }
+                reply
+            }
+        }
+    };
+    let (status, headers, body) = match reply {
+        Reply::Slow(d) => {
+            tokio::time::sleep(d).await;
+            (201, vec![], String::new())
+        }
+        Reply::Status(status, headers, body) => (status, headers, body),
+    };
+    let mut builder = Response::builder().status(status);
+    if !body.is_empty() {
+        builder = builder.header("content-type", "application/xml; charset=utf-8");
+    }
+    for (k, v) in headers {
+        builder = builder.header(k, v);
+    }
+    Ok(builder.body(body).unwrap())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug)]
+struct FakeCredential {
+    token: String,
+    scopes: Mutex<Vec<Vec<String>>>,
+}
+
+#[async_trait]
+impl TokenCredential for FakeCredential {
+    async fn get_token(
+        &self,
+        scopes: &[&str],
+        _options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
+        self.scopes
+            .lock()
+            .unwrap()
+            .push(scopes.iter().map(|s| s.to_string()).collect());
+        Ok(AccessToken::new(
+            self.token.clone(),
+            azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1),
+        ))
+    }
+}
+
+fn fake_credential(token: &str) -> Arc<FakeCredential> {
+    Arc::new(FakeCredential {
+        token: token.to_owned(),
+        scopes: Mutex::new(Vec::new()),
+    })
+}
+
+fn settings(vars: &[(&str, &str)]) -> ServiceBusSettings {
+    let map: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    ServiceBusSettings::from_lookup(|k| map.get(k).cloned())
+        .expect("valid settings")
+        .expect("configured")
+}
+
+fn sas_settings(mock: &Mock) -> ServiceBusSettings {
+    settings(&[
+        (
+            "ServiceBusConnection",
+            &format!(
+                "Endpoint=sb://{NAMESPACE}/;SharedAccessKeyName={KEY_NAME};SharedAccessKey={KEY}"
+            ),
+        ),
+        ("QOTD_SERVICEBUS_ENDPOINT", &mock.base),
+    ])
+}
+
+fn identity_settings(mock: &Mock) -> ServiceBusSettings {
+    settings(&[
+        ("ServiceBusConnection__fullyQualifiedNamespace", NAMESPACE),
+        ("ServiceBusConnection__clientId", "cid-sb"),
+        ("QOTD_SERVICEBUS_ENDPOINT", &mock.base),
+    ])
+}
+
+fn quick_policy() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 4,
+        base_delay: Duration::from_millis(50),
+        max_delay: Duration::from_millis(400),
+        request_timeout: Duration::from_secs(2),
+        total_budget: Duration::from_secs(5),
+    }
+}
+
+fn sas_publisher(mock: &Mock) -> ServiceBusPublisher {
+    ServiceBusPublisher::new(&sas_settings(mock), reqwest::Client::new())
+        .unwrap()
+        .with_policy(quick_policy())
+}
+
+fn bearer_publisher(mock: &Mock, credential: Arc<FakeCredential>) -> ServiceBusPublisher {
+    ServiceBusPublisher::with_credential(
+        &identity_settings(mock),
+        reqwest::Client::new(),
+        credential,
+    )
+    .with_policy(quick_policy())
+}
+
+fn event(topic: &str, correlation_id: Option<&str>, data_bytes: usize) -> PendingEvent {
+    let id = uuid::Uuid::now_v7().to_string();
+    let payload = json!({
+        "id": id,
+        "source": "/qotd",
+        "specversion": "1.0",
+        "type": "qotd.UserRegistered.v1",
+        "time": "2026-01-01T00:00:00.000Z",
+        "subject": "users/u-1",
+        "datacontenttype": "application/json",
+        "data": { "userId": "u-1", "displayName": "Ada", "pad": "x".repeat(data_bytes) },
+    })
+    .to_string();
+    PendingEvent {
+        seq: 1,
+        event_id: id,
+        topic: topic.to_owned(),
+        subject: "users/u-1".into(),
+        event_type: "qotd.UserRegistered.v1".into(),
+        correlation_id: correlation_id.map(str::to_owned),
+        payload,
+        attempts: 0,
+    }
+}
+
+fn assert_traceparent(value: &str) {
+    let parts: Vec<&str> = value.split('-').collect();
+    assert_eq!(parts.len(), 4, "{value}");
+    assert_eq!(parts[0], "00");
+    assert_eq!(parts[1].len(), 32);
+    assert_eq!(parts[2].len(), 16);
+    assert_eq!(parts[3], "01");
+    assert!(
+        parts[1..3].iter().all(|p| p
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())),
+        "{value}"
+    );
+    assert!(parts[1].chars().any(|c| c != '0') && parts[2].chars().any(|c| c != '0'));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request shape
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn single_message_with_sas_has_the_documented_shape() {
+    let mock = Mock::start(ExpectedAuth::Sas).await;
+    let publisher = sas_publisher(&mock);
+    let corr = "6f9619ff-8b86-d011-b42d-00cf4fc964ff";
+    let ev = event("user-registered", Some(corr), 10);
+    publisher
+        .publish("user-registered", std::slice::from_ref(&ev))
+        .await
+        .expect("published");
+
+    let reqs = mock.requests();
+    assert_eq!(reqs.len(), 1);
+    let r = &reqs[0];
+    assert_eq!(r.method, Method::POST);
+    assert_eq!(r.path, "/user-registered/messages");
+    assert_eq!(r.header("content-type"), CLOUDEVENTS_CONTENT_TYPE);
+    assert_eq!(r.body, ev.payload.as_bytes());
+    let props: Value = serde_json::from_str(r.header("brokerproperties")).unwrap();
+    assert_eq!(
+        props,
+        json!({ "MessageId": ev.event_id, "Label": "qotd.UserRegistered.v1", "CorrelationId": corr })
+    );
+    let tp = r.header("traceparent");
+    assert_traceparent(tp);
+    assert!(
+        tp.starts_with("00-6f9619ff8b86d011b42d00cf4fc964ff-"),
+        "trace id from the correlation id: {tp}"
+    );
+    assert_eq!(tp, traceparent(Some(corr), &ev.event_id));
+    let auth = r.header("authorization");
+    assert!(auth.starts_with("SharedAccessSignature sr="), "{auth}");
+    assert!(
+        auth.contains("sr=https%3A%2F%2Fqotd-test.servicebus.windows.net%2Fuser-registered&"),
+        "{auth}"
+    );
+    assert!(auth.contains(&format!("&skn={KEY_NAME}")), "{auth}");
+    check_sas(auth, "user-registered").expect("the mock accepted the signature");
+    assert_eq!(
+        mock.enqueued(),
+        vec![("user-registered".to_owned(), ev.event_id.clone())]
+    );
+
+    // The SAS token is cached: the next publish to the topic reuses it.
+    let ev2 = event("user-registered", None, 10);
+    publisher
+        .publish("user-registered", std::slice::from_ref(&ev2))
+        .await
+        .unwrap();
+    let reqs = mock.requests();
+    assert_eq!(reqs[1].header("authorization"), auth);
+    let props: Value = serde_json::from_str(reqs[1].header("brokerproperties")).unwrap();
+    assert_eq!(
+        props,
+        json!({ "MessageId": ev2.event_id, "Label": "qotd.UserRegistered.v1" }),
+        "no CorrelationId when the event has none"
+    );
+    // Without a UUID correlation id the trace id comes from the event id.
+    let tp2 = reqs[1].header("traceparent");
+    assert!(
+        tp2.starts_with(&format!("00-{}-", ev2.event_id.replace('-', ""))),
+        "{tp2}"
+    );
+}
+
+#[tokio::test]
+async fn batch_with_bearer_token_has_the_documented_shape() {
+    let mock = Mock::start(ExpectedAuth::Bearer("entra-token-1".into())).await;
+    let credential = fake_credential("entra-token-1");
+    let publisher = bearer_publisher(&mock, credential.clone());
+    let events = vec![
+        event("daily-quiz-generated", Some("corr-not-a-uuid"), 10),
+        event("daily-quiz-generated", None, 10),
+        event(
+            "daily-quiz-generated",
+            Some("0123456789ABCDEF0123456789abcdef"),
+            10,
+        ),
+    ];
+    publisher
+        .publish("daily-quiz-generated", &events)
+        .await
+        .expect("published");
+
+    let reqs = mock.requests();
+    assert_eq!(reqs.len(), 1, "three events, one batch request");
+    let r = &reqs[0];
+    assert_eq!(r.path, "/daily-quiz-generated/messages");
+    assert_eq!(r.header("authorization"), "Bearer entra-token-1");
+    assert_eq!(r.header("content-type"), BATCH_CONTENT_TYPE);
+    assert!(r.headers.get("brokerproperties").is_none());
+    let items: Vec<Value> = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(items.len(), 3);
+    for (item, ev) in items.iter().zip(&events) {
+        let keys: HashSet<&str> = item
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            HashSet::from(["Body", "BrokerProperties", "UserProperties"])
+        );
+        assert_eq!(item["Body"], Value::String(ev.payload.clone()));
+        assert_eq!(
+            item["BrokerProperties"]["MessageId"],
+            Value::String(ev.event_id.clone())
+        );
+        assert_eq!(item["BrokerProperties"]["Label"], "qotd.UserRegistered.v1");
+        match &ev.correlation_id {
+            Some(c) => assert_eq!(
+                item["BrokerProperties"]["CorrelationId"],
+                Value::String(c.clone())
+            ),
+            None => assert!(item["BrokerProperties"].get("CorrelationId").is_none()),
+        }
+        let tp = item["UserProperties"]["traceparent"].as_str().unwrap();
+        assert_traceparent(tp);
+        assert_eq!(tp, traceparent(ev.correlation_id.as_deref(), &ev.event_id));
+    }
+    assert!(
+        items[2]["UserProperties"]["traceparent"]
+            .as_str()
+            .unwrap()
+            .starts_with("00-0123456789abcdef0123456789abcdef-")
+    );
+    assert_eq!(
+        credential.scopes.lock().unwrap().as_slice(),
+        &[vec![SCOPE.to_owned()]],
+        "one token request with the Service Bus scope"
+    );
+    assert_eq!(mock.enqueued().len(), 3);
+}
+
+#[tokio::test]
+async fn batches_are_split_under_the_size_budget() {
+    let mock = Mock::start(ExpectedAuth::Sas).await;
+    let publisher = sas_publisher(&mock);
+    let mut events: Vec<PendingEvent> = (0..24)
+        .map(|_| event("quiz-attempt-evaluated", None, 20_000))
+        .collect();
+    // One event too large to share a batch goes on its own, as a single message.
+    events.insert(10, event("quiz-attempt-evaluated", None, MAX_BATCH_BYTES));
+    publisher
+        .publish("quiz-attempt-evaluated", &events)
+        .await
+        .expect("published");
+
+    let reqs = mock.requests();
+    assert!(reqs.len() >= 4, "{} requests", reqs.len());
+    let mut sent_ids = Vec::new();
+    for r in &reqs {
+        let ct = r.header("content-type");
+        if ct == BATCH_CONTENT_TYPE {
+            assert!(
+                r.body.len() <= MAX_BATCH_BYTES,
+                "batch of {} bytes",
+                r.body.len()
+            );
+        } else {
+            // A group of one (the oversized event, or a remainder) is sent as a single message.
+            assert_eq!(ct, CLOUDEVENTS_CONTENT_TYPE);
+        }
+        sent_ids.extend(r.messages().into_iter().map(|(id, _)| id));
+    }
+    let oversized = reqs
+        .iter()
+        .find(|r| r.messages()[0].0 == events[10].event_id)
+        .unwrap();
+    assert_eq!(oversized.header("content-type"), CLOUDEVENTS_CONTENT_TYPE);
+    assert_eq!(oversized.body, events[10].payload.as_bytes());
+    let expected: Vec<String> = events.iter().map(|e| e.event_id.clone()).collect();
+    assert_eq!(sent_ids, expected, "every event once, in outbox order");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Throttling, server errors, timeouts
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn throttled_then_accepted_honours_retry_after() {
+    let mock = Mock::start(ExpectedAuth::Sas).await;
+    let publisher = sas_publisher(&mock);
+    mock.script([error_reply(
+        429,
+        vec![("retry-after", "1".into())],
+        "The request was terminated because the entity is being throttled. Please wait 1 seconds and try again.",
+    )]);
+    let ev = event("user-registered", Some("corr-1"), 10);
+    let started = Instant::now();
+    publisher
+        .publish("user-registered", std::slice::from_ref(&ev))
+        .await
+        .expect("published after the throttle");
+    let reqs = mock.requests();
+    assert_eq!(reqs.len(), 2);
+    let waited = reqs[1].at - reqs[0].at;
+    assert!(waited >= Duration::from_secs(1), "waited only {waited:?}");
+    assert!(started.elapsed() < Duration::from_secs(4));
+    let ids: Vec<String> = reqs.iter().map(|r| r.messages()[0].0.clone()).collect();
+    assert_eq!(
+        ids,
+        vec![ev.event_id.clone(), ev.event_id.clone()],
+        "same MessageId on retry"
+    );
+
+    // `retry-after-ms` (as some Azure services send) is honoured too, for 503 ServerBusy.
+    mock.script([error_reply(
+        503,
+        vec![("retry-after-ms", "300".into())],
+        "ServerBusy: The server is busy.",
+    )]);
+    publisher
+        .publish("user-registered", &[event("user-registered", None, 10)])
+        .await
+        .unwrap();
+    let reqs = mock.requests();
+    assert_eq!(reqs.len(), 4);
+    assert!(reqs[3].at - reqs[2].at >= Duration::from_millis(300));
+}
+
+#[tokio::test]
+async fn server_busy_storm_gives_up_as_transient_in_bounded_time() {
+    let mock = Mock::start(ExpectedAuth::Sas).await;
+    mock.set_default(error_reply(503, vec![], "ServerBusy: The server is busy."));
+    let publisher = sas_publisher(&mock).with_policy(RetryPolicy {
+        max_attempts: 4,
+        base_delay: Duration::from_millis(50),
+        max_delay: Duration::from_millis(200),
+        request_timeout: Duration::from_secs(1),
+        total_budget: Duration::from_secs(3),
+    });
+    let events = vec![
+        event("user-registered", None, 10),
+        event("user-registered", None, 10),
+    ];
+    let started = Instant::now();
+    let e = publisher
+        .publish("user-registered", &events)
+        .await
+        .unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(matches!(e, PublishError::Transient(_)), "{e}");
+    assert!(e.to_string().contains("503"), "{e}");
+    assert!(elapsed < Duration::from_millis(3500), "took {elapsed:?}");
+    let reqs = mock.requests();
+    assert_eq!(reqs.len(), 4, "bounded attempts");
+    // Backoff grows between attempts (50/100/200 ms with jitter of up to half).
+    assert!(reqs[1].at - reqs[0].at >= Duration::from_millis(25));
+    assert!(reqs[3].at - reqs[2].at >= Duration::from_millis(100));
+    for r in &reqs {
+        let ids: Vec<String> = r.messages().into_iter().map(|(id, _)| id).collect();
+        assert_eq!(
+            ids,
+            vec![events[0].event_id.clone(), events[1].event_id.clone()]
+        );
+    }
+    assert!(mock.enqueued().is_empty());
+    assert_eq!(
+        publisher.config_errors_reported(),
+        0,
+        "transient is not a config error"
+    );
+
+    // A Retry-After longer than the remaining budget ends the attempts at once.
+    let mock = Mock::start(ExpectedAuth::Sas).await;
+    mock.set_default(error_reply(
+        429,
+        vec![("retry-after", "30".into())],
+        "Throttled.",
+    ));
+    let started = Instant::now();
+    let e = sas_publisher(&mock)
+        .publish("user-registered", &events)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, PublishError::Transient(_)), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(mock.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn timeout_is_transient_and_the_retry_is_deduplicated() {
+    let mock = Mock::start(ExpectedAuth::Sas).await;
+    mock.set_default(Reply::Slow(Duration::from_secs(5)));
+    let publisher = sas_publisher(&mock).with_policy(RetryPolicy {
+        max_attempts: 3,
+        base_delay: Duration::from_millis(50),
+        max_delay: Duration::from_millis(100),
+        request_timeout: Duration::from_millis(300),
+        total_budget: Duration::from_secs(2),
+    });
+    let ev = event("user-registered", None, 10);
+    let started = Instant::now();
+    let e = publisher
+        .publish("user-registered", std::slice::from_ref(&ev))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, PublishError::Transient(_)), "{e}");
+    assert!(e.to_string().contains("timed out"), "{e}");
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(mock.requests().len(), 3);
+
+    // The broker had accepted the message although the answer never came; every resend carried
+    // the same MessageId, so duplicate detection kept one copy.
+    assert_eq!(
+        mock.enqueued(),
+        vec![("user-registered".to_owned(), ev.event_id.clone())]
+    );
+    assert_eq!(mock.duplicates_dropped(), 2);
+
+    // One slow answer, then a quick one: the publish succeeds and still only one copy exists.
+    let mock = Mock::start(ExpectedAuth::Sas).await;
+    mock.script([Reply::Slow(Duration::from_secs(5))]);
+    let publisher = sas_publisher(&mock).with_policy(RetryPolicy {
+        request_timeout: Duration::from_millis(300),
+        ..quick_policy()
+    });
+    let ev = event("user-registered", None, 10);
+    publisher
+        .publish("user-registered", std::slice::from_ref(&ev))
+        .await
+        .expect("second attempt answered");
+    let reqs = mock.requests();
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(reqs[0].messages()[0].0, reqs[1].messages()[0].0);
+    assert_eq!(mock.enqueued().len(), 1);
+    assert_eq!(mock.duplicates_dropped(), 1);
+}
+
+#[tokio::test]
+async fn connection_refused_is_transient() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let s = settings(&[
+        ("ServiceBusConnection__fullyQualifiedNamespace", NAMESPACE),
+        ("QOTD_SERVICEBUS_ENDPOINT", &base),
+    ]);
+    let publisher =
+        ServiceBusPublisher::with_credential(&s, reqwest::Client::new(), fake_credential("t"))
+            .with_policy(RetryPolicy {
+                max_attempts: 2,
+                ..quick_policy()
+            });
+    let e = publisher
+        .publish("user-registered", &[event("user-registered", None, 10)])
+        .await
+        .unwrap_err();
+    assert!(matches!(e, PublishError::Transient(_)), "{e}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Configuration errors
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn unauthorized_is_a_config_error_logged_once_per_topic_and_status() {
+    let mock = Mock::start(ExpectedAuth::Bearer("the-right-token".into())).await;
+    let publisher = bearer_publisher(&mock, fake_credential("a-wrong-token"));
+    let events = vec![event("user-registered", None, 10)];
+
+    let e = publisher
+        .publish("user-registered", &events)
+        .await
+        .unwrap_err();
+    match &e {
+        PublishError::Config(m) => {
+            assert!(m.contains("401"), "{m}");
+            assert!(m.contains("'user-registered'"), "names the entity: {m}");
+            assert!(m.contains("ExpiredToken"), "carries the body excerpt: {m}");
+            assert!(!m.contains("a-wrong-token"), "never the token: {m}");
+        }
+        other => panic!("expected Config, got {other}"),
+    }
+    assert_eq!(publisher.config_errors_reported(), 1);
+    assert_eq!(mock.requests().len(), 1, "no retries for 401");
+
+    // The dispatcher retries later: the same failure is not logged again.
+    let e = publisher
+        .publish("user-registered", &events)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, PublishError::Config(_)));
+    assert_eq!(publisher.config_errors_reported(), 1, "logged once");
+    assert_eq!(mock.requests().len(), 2);
+
+    // Another topic is its own entity: one more line.
+    let e = publisher
+        .publish(
+            "daily-quiz-generated",
+            &[event("daily-quiz-generated", None, 10)],
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, PublishError::Config(_)));
+    assert_eq!(publisher.config_errors_reported(), 2);
+    assert!(mock.enqueued().is_empty(), "nothing was accepted");
+}
+
+#[tokio::test]
+async fn unknown_topic_and_bad_request_are_config_errors() {
+    let mock = Mock::start(ExpectedAuth::Sas).await;
+    let publisher = sas_publisher(&mock);
+    let e = publisher
+        .publish("no-such-topic", &[event("no-such-topic", None, 10)])
+        .await
+        .unwrap_err();
+    match &e {
+        PublishError::Config(m) => {
+            assert!(m.contains("404") && m.contains("no-such-topic"), "{m}");
+            assert!(m.contains("does not exist"), "{m}");
+        }
+        other => panic!("expected Config, got {other}"),
+    }
+    assert_eq!(mock.requests().len(), 1);
+    assert_eq!(publisher.config_errors_reported(), 1);
+
+    mock.script([
+        error_reply(
+            400,
+            vec![],
+            "The received message (delivery-id:0, size:300000 bytes) exceeds the limit (262144 bytes) currently allowed on the link.",
+        ),
+        error_reply(410, vec![], "The messaging entity has been deleted."),
+        error_reply(410, vec![], "The messaging entity has been deleted."),
+        error_reply(403, vec![], "Unauthorized access. 'Send' claim(s) are required to perform this operation."),
+    ]);
+    let ev = [event("user-registered", None, 10)];
+    let e = publisher.publish("user-registered", &ev).await.unwrap_err();
+    match &e {
+        PublishError::Config(m) => {
+            assert!(m.contains("400") && m.contains("exceeds the limit"), "{m}");
+        }
+        other => panic!("expected Config, got {other}"),
+    }
+    for status in ["410", "410", "403"] {
+        let e = publisher.publish("user-registered", &ev).await.unwrap_err();
+        assert!(
+            matches!(&e, PublishError::Config(m) if m.contains(status)),
+            "{e}"
+        );
+    }
+    assert_eq!(
+        publisher.config_errors_reported(),
+        4,
+        "one line each for 404 (other topic), 400, 410 and 403"
+    );
+    // Once the topic accepts again, a new failure is reported again.
+    publisher.publish("user-registered", &ev).await.unwrap();
+    mock.script([error_reply(403, vec![], "Quota exceeded.")]);
+    publisher.publish("user-registered", &ev).await.unwrap_err();
+    assert_eq!(publisher.config_errors_reported(), 5);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Through the real dispatcher
+// ---------------------------------------------------------------------------------------------
+
+async fn register_one(stores: &store::Stores, correlation: &str) -> NewEvent {
+    let now = Utc::now();
+    let profile = Profile {
+        user_id: UserId::parse("u-sb-1").unwrap(),
+        display_name: DisplayName::parse("Ada").unwrap(),
+        registered_at: now,
+    };
+    let event = NewEvent::new(
+        EventType::UserRegistered,
+        "users/u-sb-1".into(),
+        &UserRegisteredV1 {
+            user_id: "u-sb-1".into(),
+            display_name: "Ada".into(),
+            registered_at: now.to_rfc3339(),
+        },
+        now,
+        Some(correlation.to_owned()),
+    );
+    let reg = stores.users.register(&profile, &event).await.unwrap();
+    assert!(matches!(reg, Registration::Created(_)));
+    event
+}
+
+#[tokio::test]
+async fn dispatcher_publishes_through_service_bus_and_keeps_rejected_events_pending() {
+    let dir = tempfile::tempdir().unwrap();
+
+    // Accepted: the event reaches the broker and is marked sent.
+    let mock = Mock::start(ExpectedAuth::Sas).await;
+    let stores = store::open(&DatabaseUrl::Sqlite(dir.path().join("ok.db")))
+        .await
+        .unwrap();
+    let corr = uuid::Uuid::new_v4().to_string();
+    let ev = register_one(&stores, &corr).await;
+    assert_eq!(stores.events.pending_count().await.unwrap(), 1);
+    let dispatcher = Dispatcher::new(
+        stores.events.clone(),
+        Arc::new(sas_publisher(&mock)),
+        Arc::new(SystemClock),
+    );
+    let outcome = dispatcher.dispatch_once().await.unwrap();
+    assert_eq!((outcome.published, outcome.failed), (1, 0));
+    assert_eq!(
+        stores.events.pending_count().await.unwrap(),
+        0,
+        "marked sent"
+    );
+    let reqs = mock.requests();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].path, "/user-registered/messages");
+    assert_eq!(reqs[0].body, ev.payload.as_bytes());
+    let props: Value = serde_json::from_str(reqs[0].header("brokerproperties")).unwrap();
+    assert_eq!(props["MessageId"], Value::String(ev.id.clone()));
+    assert_eq!(props["Label"], "qotd.UserRegistered.v1");
+    assert_eq!(props["CorrelationId"], Value::String(corr.clone()));
+    assert!(
+        reqs[0]
+            .header("traceparent")
+            .contains(&corr.replace('-', ""))
+    );
+    assert_eq!(
+        mock.enqueued(),
+        vec![("user-registered".to_owned(), ev.id.clone())]
+    );
+
+    // Rejected (401): the event stays pending, nothing is dropped.
+    let mock = Mock::start(ExpectedAuth::Bearer("the-right-token".into())).await;
+    let stores = store::open(&DatabaseUrl::Sqlite(dir.path().join("denied.db")))
+        .await
+        .unwrap();
+    register_one(&stores, "corr-denied").await;
+    let publisher = Arc::new(bearer_publisher(&mock, fake_credential("wrong")));
+    let dispatcher = Dispatcher::new(
+        stores.events.clone(),
+        publisher.clone(),
+        Arc::new(SystemClock),
+    );
+    let outcome = dispatcher.dispatch_once().await.unwrap();
+    assert_eq!((outcome.published, outcome.failed), (0, 1));
+    assert_eq!(
+        stores.events.pending_count().await.unwrap(),
+        1,
+        "left pending"
+    );
+    assert_eq!(mock.requests().len(), 1);
+    assert_eq!(publisher.config_errors_reported(), 1);
+    assert!(mock.enqueued().is_empty());
+}
