@@ -62,7 +62,7 @@ impl App {
     /// this handler's own functions (the Service Bus publisher arrives in a later issue).
     pub async fn build(settings: Settings) -> anyhow::Result<Arc<Self>> {
         let functions = FunctionApp::embedded()?;
-        let stores: Stores = store::open(&settings.database).await?;
+        let stores: Stores = store::open_with(&settings.database, &settings.sql).await?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(64)

@@ -60,11 +60,20 @@ enum Command {
         #[arg(long, default_value = ".qotd")]
         data_dir: PathBuf,
     },
-    /// Apply pending database migrations and print the schema version before and after.
+    /// Apply pending database migrations and print the schema version before and after; or roll
+    /// back the latest one (--down, SQL Server), or list applied and pending ones (--status).
     Migrate {
-        /// Database URL (default: sqlite://<data-dir>/qotd.db).
-        #[arg(long)]
+        /// sqlite://<path>, or an ADO.NET connection string for Azure SQL / SQL Server, e.g.
+        /// "Server=tcp:<name>.database.windows.net,1433;Database=<db>;Authentication=Active Directory Default"
+        /// (default: QOTD_DATABASE_URL, else sqlite://<data-dir>/qotd.db).
+        #[arg(long, env = "QOTD_DATABASE_URL", hide_env_values = true)]
         database: Option<String>,
+        /// Roll back the latest applied migration (one step; SQL Server only).
+        #[arg(long, conflicts_with = "status")]
+        down: bool,
+        /// List every migration as applied (with its time) or pending, as goose prints it.
+        #[arg(long)]
+        status: bool,
         #[arg(long, default_value = ".qotd")]
         data_dir: PathBuf,
     },
@@ -128,17 +137,19 @@ async fn run(command: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Migrate { database, data_dir } => {
-            let url = match database {
+        Command::Migrate {
+            database,
+            down,
+            status,
+            data_dir,
+        } => {
+            let url = match database.filter(|d| !d.trim().is_empty()) {
                 Some(raw) => {
                     DatabaseUrl::parse(&raw).map_err(|e| anyhow::anyhow!("--database: {e}"))?
                 }
                 None => DatabaseUrl::Sqlite(data_dir.join("qotd.db")),
             };
-            let DatabaseUrl::Sqlite(path) = &url;
-            let (before, after) = store::sqlite::migrate_file(path)?;
-            println!("schema version before: {before}\nschema version after:  {after}");
-            Ok(())
+            migrate(&url, down, status).await
         }
         Command::Generate { date, data_dir } => {
             let day = match date {
@@ -157,6 +168,72 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 Generation::Existed(_) => {
                     println!("the quiz for {day} already exists; nothing changed")
                 }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `qotd migrate`: up (default), `--down` or `--status`, for either backend.
+async fn migrate(url: &DatabaseUrl, down: bool, status: bool) -> anyhow::Result<()> {
+    use store::mssql::migrate as mssql_migrate;
+    match url {
+        DatabaseUrl::Sqlite(path) => {
+            if down {
+                anyhow::bail!(
+                    "--down is available for SQL Server only: the SQLite migrations have no down steps (delete {} to start over)",
+                    path.display()
+                );
+            }
+            if status {
+                let current = if path.exists() {
+                    let conn = rusqlite::Connection::open(path).map_err(|e| {
+                        anyhow::anyhow!("cannot open SQLite database {}: {e}", path.display())
+                    })?;
+                    store::sqlite::current_version(&conn)?
+                } else {
+                    0
+                };
+                let lines: Vec<mssql_migrate::StatusLine> = store::sqlite::MIGRATIONS
+                    .iter()
+                    .map(|(version, name, _)| mssql_migrate::StatusLine {
+                        file: format!("{version:05}_{name}.sql"),
+                        applied: *version <= current,
+                        applied_at: None,
+                    })
+                    .collect();
+                print!("{}", mssql_migrate::format_status(&lines));
+                return Ok(());
+            }
+            let (before, after) = store::sqlite::migrate_file(path)?;
+            println!("schema version before: {before}\nschema version after:  {after}");
+            Ok(())
+        }
+        DatabaseUrl::Mssql(cs) => {
+            let settings = store::mssql::SqlSettings::from_lookup(|k| std::env::var(k).ok())?;
+            let db = store::mssql::Mssql::connect_lazily(cs, &settings)?;
+            if status {
+                print!(
+                    "{}",
+                    mssql_migrate::format_status(&mssql_migrate::status(&db).await?)
+                );
+            } else if down {
+                match mssql_migrate::down(&db).await? {
+                    Some(m) => {
+                        println!("OK   {} ({:.2?})", m.file, m.elapsed);
+                        println!("rolled back version {}", m.version);
+                    }
+                    None => println!("no migration to roll back: none is applied"),
+                }
+            } else {
+                let outcome = mssql_migrate::up(&db).await?;
+                for m in &outcome.applied {
+                    println!("OK   {} ({:.2?})", m.file, m.elapsed);
+                }
+                println!(
+                    "schema version before: {}\nschema version after:  {}",
+                    outcome.before, outcome.after
+                );
             }
             Ok(())
         }
@@ -231,9 +308,7 @@ async fn local(addr: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
         reqwest::Client::new(),
     ));
     host.start_timers(shutdown.clone())?;
-    let db = match &app.settings.database {
-        DatabaseUrl::Sqlite(p) => p.display().to_string(),
-    };
+    let db = app.settings.database.redacted();
     println!(
         "qotd local host listening on http://{host_addr} (handler on {handler_url}, database {db})"
     );

@@ -34,6 +34,8 @@ pub struct Settings {
     pub servicebus: Option<crate::platform::servicebus::ServiceBusSettings>,
     /// Azure OpenAI (or any OpenAI-compatible endpoint), when configured; otherwise the bank.
     pub openai: Option<crate::quiz::openai::OpenAiSettings>,
+    /// Azure SQL / SQL Server pool settings (used only with an ADO.NET `QOTD_DATABASE_URL`).
+    pub sql: crate::platform::store::mssql::SqlSettings,
     /// The Entra credential the Azure adapters share.
     pub credential: crate::platform::identity::CredentialKind,
 }
@@ -165,6 +167,7 @@ impl Settings {
             catch_up_on_start: bool_var(&get, "QOTD_CATCH_UP_ON_START", true)?,
             servicebus: crate::platform::servicebus::ServiceBusSettings::from_lookup(&get)?,
             openai: crate::quiz::openai::OpenAiSettings::from_lookup(&get)?,
+            sql: crate::platform::store::mssql::SqlSettings::from_lookup(&get)?,
             credential: crate::platform::identity::CredentialKind::from_lookup(&get)?,
         })
     }

@@ -3,8 +3,10 @@
 //! inbox key consumers record with their effect, the outbox/poison port and `open`, which turns
 //! `QOTD_DATABASE_URL` into one backend implementing every trait.
 //!
-//! Every SQL dialect detail lives inside a backend module (`sqlite`); contexts never see SQL.
+//! Every SQL dialect detail lives inside a backend module (`sqlite`, `mssql`); contexts never
+//! see SQL.
 
+pub mod mssql;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -109,10 +111,15 @@ pub struct Stores {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DatabaseUrl {
     Sqlite(std::path::PathBuf),
+    /// Azure SQL or SQL Server, from an ADO.NET connection string (its password, if any, is
+    /// never shown by `Debug` or errors).
+    Mssql(mssql::ConnectionString),
 }
 
 impl DatabaseUrl {
-    /// Accepts `sqlite://<path>` or `sqlite:<path>`; anything else names the problem.
+    /// Accepts `sqlite://<path>` or `sqlite:<path>`, or an ADO.NET connection string
+    /// (`Server=tcp:<name>.database.windows.net,1433;Database=<db>;Authentication=...`);
+    /// anything else names the problem.
     pub fn parse(raw: &str) -> Result<Self, String> {
         let path = raw
             .strip_prefix("sqlite://")
@@ -120,10 +127,30 @@ impl DatabaseUrl {
         match path {
             Some("") => Err("sqlite URL has no file path (expected sqlite://<path>)".into()),
             Some(p) => Ok(Self::Sqlite(p.into())),
-            None if raw.to_ascii_lowercase().contains("server=") => Err(
-                "an Azure SQL / SQL Server connection string was given, but this build supports only sqlite://<path> (the Azure SQL backend is not implemented yet)".into(),
-            ),
-            None => Err(format!("unsupported database URL '{}' (expected sqlite://<path>)", redact_url(raw))),
+            // ADO.NET: the text starts with a key such as `Server=` or `Data Source=`.
+            None if raw.split_once('=').is_some_and(|(key, _)| {
+                !key.trim().is_empty()
+                    && key
+                        .chars()
+                        .all(|c| c.is_ascii_alphabetic() || c == ' ' || c == '_')
+            }) =>
+            {
+                mssql::ConnectionString::parse(raw)
+                    .map(Self::Mssql)
+                    .map_err(|e| e.to_string())
+            }
+            None => Err(format!(
+                "unsupported database URL '{}' (expected sqlite://<path> or an ADO.NET connection string such as Server=tcp:<name>.database.windows.net,1433;Database=<db>;Authentication=Active Directory Managed Identity)",
+                redact_url(raw)
+            )),
+        }
+    }
+
+    /// A description safe to print (no password).
+    pub fn redacted(&self) -> String {
+        match self {
+            Self::Sqlite(p) => p.display().to_string(),
+            Self::Mssql(cs) => cs.redacted(),
         }
     }
 }
@@ -137,11 +164,27 @@ fn redact_url(raw: &str) -> String {
     }
 }
 
-/// Opens the backend, applying pending migrations first.
+/// Opens the backend, applying pending migrations first; SQL Server pool settings come from
+/// the environment (`QOTD_SQL_*`).
 pub async fn open(url: &DatabaseUrl) -> anyhow::Result<Stores> {
+    let sql = mssql::SqlSettings::from_lookup(|k| std::env::var(k).ok())?;
+    open_with(url, &sql).await
+}
+
+/// Opens the backend with already validated SQL Server pool settings.
+pub async fn open_with(url: &DatabaseUrl, sql: &mssql::SqlSettings) -> anyhow::Result<Stores> {
     match url {
         DatabaseUrl::Sqlite(path) => {
             let db = Arc::new(sqlite::Sqlite::open(path)?);
+            Ok(Stores {
+                users: db.clone(),
+                quiz: db.clone(),
+                leaderboard: db.clone(),
+                events: db,
+            })
+        }
+        DatabaseUrl::Mssql(cs) => {
+            let db = Arc::new(mssql::Mssql::open(cs, sql).await?);
             Ok(Stores {
                 users: db.clone(),
                 quiz: db.clone(),

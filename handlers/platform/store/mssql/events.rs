@@ -1,0 +1,171 @@
+//! `EventStore` on SQL Server: the outbox (`platform.outbox`) and poison table
+//! (`platform.poison`).
+
+use super::{DbError, Mssql, Tx, col, ms, opt_text, sql, text, unsigned};
+use crate::platform::store::{EventStore, PendingEvent, StoreError};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::time::Duration;
+
+#[async_trait]
+impl EventStore for Mssql {
+    async fn claim_pending(
+        &self,
+        owner: &str,
+        limit: usize,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<PendingEvent>, StoreError> {
+        let until =
+            now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(60));
+        let (until, now) = (ms(until), ms(now));
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // Claiming is a write, but a failure before COMMIT leaves nothing claimed, so the
+        // write loop may repeat it; a lost COMMIT answer leaves rows claimed until the lease
+        // runs out, after which they are claimed again (at-least-once, as on SQLite).
+        Ok(self
+            .write("outbox.claim_pending", |c, _| {
+                Box::pin(async move {
+                    let rows = c
+                        .query(sql::OUTBOX_CLAIM, &[&owner, &until, &now, &limit])
+                        .await?;
+                    let claimed = rows
+                        .iter()
+                        .map(|r| {
+                            Ok(PendingEvent {
+                                seq: col::<i64>(r, 0, "platform.outbox.seq")?,
+                                event_id: text(r, 1, "platform.outbox.event_id")?,
+                                topic: text(r, 2, "platform.outbox.topic")?,
+                                subject: text(r, 3, "platform.outbox.subject")?,
+                                event_type: text(r, 4, "platform.outbox.event_type")?,
+                                correlation_id: opt_text(r, 5, "platform.outbox.correlation_id")?,
+                                payload: text(r, 6, "platform.outbox.payload")?,
+                                attempts: unsigned(
+                                    col::<i32>(r, 7, "platform.outbox.attempts")?.into(),
+                                    "attempts",
+                                )?,
+                            })
+                        })
+                        .collect::<Result<Vec<_>, DbError>>()?;
+                    Ok(Tx::Commit(claimed))
+                })
+            })
+            .await?)
+    }
+
+    async fn mark_sent(
+        &self,
+        owner: &str,
+        seqs: &[i64],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        let list = seqs
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let (list, now) = (list.as_str(), ms(now));
+        // Repeating it is harmless too: a second run changes rows still claimed by `owner`
+        // into the same state.
+        Ok(self
+            .write("outbox.mark_sent", |c, _| {
+                Box::pin(async move {
+                    c.execute(sql::OUTBOX_MARK_SENT, &[&list, &owner, &now])
+                        .await?;
+                    Ok(Tx::Commit(()))
+                })
+            })
+            .await?)
+    }
+
+    async fn release(
+        &self,
+        owner: &str,
+        seq: i64,
+        error: &str,
+        retry_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let error: String = error.chars().take(2000).collect();
+        let (error, retry_at) = (error.as_str(), ms(retry_at));
+        Ok(self
+            .write("outbox.release", |c, _| {
+                Box::pin(async move {
+                    c.execute(sql::OUTBOX_RELEASE, &[&seq, &owner, &error, &retry_at])
+                        .await?;
+                    Ok(Tx::Commit(()))
+                })
+            })
+            .await?)
+    }
+
+    async fn pending_count(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .read("outbox.pending_count", |c, _| {
+                Box::pin(async move {
+                    let rows = c.query(sql::OUTBOX_PENDING_COUNT, &[]).await?;
+                    let n = rows
+                        .first()
+                        .map(|r| col::<i64>(r, 0, "pending count"))
+                        .transpose()?
+                        .unwrap_or(0);
+                    unsigned(n, "pending count")
+                })
+            })
+            .await?)
+    }
+
+    async fn record_poison(
+        &self,
+        consumer: &str,
+        message_id: Option<&str>,
+        payload: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let now = ms(now);
+        // In a transaction like every write, so a failure before COMMIT can be retried
+        // without storing the message twice.
+        Ok(self
+            .write("poison.record", |c, _| {
+                Box::pin(async move {
+                    c.execute(
+                        sql::POISON_INSERT,
+                        &[&consumer, &message_id, &payload, &reason, &now],
+                    )
+                    .await?;
+                    Ok(Tx::Commit(()))
+                })
+            })
+            .await?)
+    }
+
+    async fn poison_count(&self, consumer: &str) -> Result<u64, StoreError> {
+        Ok(self
+            .read("poison.count", |c, _| {
+                Box::pin(async move {
+                    let rows = c.query(sql::POISON_COUNT, &[&consumer]).await?;
+                    let n = rows
+                        .first()
+                        .map(|r| col::<i64>(r, 0, "poison count"))
+                        .transpose()?
+                        .unwrap_or(0);
+                    unsigned(n, "poison count")
+                })
+            })
+            .await?)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(self
+            .read("ping", |c, _| {
+                Box::pin(async move {
+                    c.query(sql::PING, &[]).await?;
+                    Ok(())
+                })
+            })
+            .await?)
+    }
+}

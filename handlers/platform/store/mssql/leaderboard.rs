@@ -1,0 +1,378 @@
+//! `LeaderboardRepo` on SQL Server. As on SQLite, boards are rows of `leaderboard.scores` keyed
+//! by period, and `leaderboard.histogram` (period, score -> players) is kept in the same
+//! transaction, so a rank is `1 + SUM(players above)`: an index seek over at most a few hundred
+//! histogram rows, whatever the number of players. Top-N is an ordered range seek on
+//! `leaderboard_scores_top` (period_key, score DESC, user_id).
+//!
+//! Concurrency: every read-modify-write takes its row with `UPDLOCK, HOLDLOCK` first (the
+//! player's streak row, the player's score row), so two events for the same player are applied
+//! one after the other, never both on the same old value. Histogram rows are changed with
+//! atomic `players = players +/- 1` updates.
+
+use super::{
+    Conn, DbError, Mssql, Tx, col, day, ms, opt_col, parse_day, record_inbox, sql, text, unsigned,
+};
+use crate::kernel::{QuizDay, Streak, UserId};
+use crate::leaderboard::{
+    BoardRow, LeaderboardRepo, Period, PlayerStats, RankedRow, ScoredAttempt, Standing,
+};
+use crate::platform::store::{Applied, InboxKey, StoreError};
+use async_trait::async_trait;
+use chrono::{NaiveDate, Utc};
+
+/// The inbox key whose violation means "processed before".
+const INBOX_PK: &str = "platform_inbox_pk";
+
+fn int(v: u32, what: &str) -> Result<i32, DbError> {
+    i32::try_from(v).map_err(|_| DbError::corrupt(format!("{what} {v} does not fit an int column")))
+}
+
+async fn players_above(c: &mut Conn, key: &str, score: u32) -> Result<u64, DbError> {
+    let rows = c
+        .query(sql::PLAYERS_ABOVE, &[&key, &int(score, "score")?])
+        .await?;
+    let n = rows
+        .first()
+        .map(|r| col::<i64>(r, 0, "players above"))
+        .transpose()?
+        .unwrap_or(0);
+    unsigned(n, "players above")
+}
+
+async fn bump_histogram(c: &mut Conn, key: &str, score: u32, up: bool) -> Result<(), DbError> {
+    let score = int(score, "score")?;
+    if up {
+        if c.execute(sql::HISTOGRAM_INCREMENT, &[&key, &score]).await? == 0 {
+            // HOLDLOCK on the increment holds the missing key's range until commit, so no
+            // other transaction can insert this score in between.
+            c.execute(sql::HISTOGRAM_INSERT, &[&key, &score]).await?;
+        }
+    } else if c.execute(sql::HISTOGRAM_DECREMENT, &[&key, &score]).await? == 0 {
+        c.execute(sql::HISTOGRAM_DELETE, &[&key, &score]).await?;
+    }
+    Ok(())
+}
+
+async fn add_score(c: &mut Conn, key: &str, user: &str, points: u32) -> Result<(), DbError> {
+    let rows = c.query(sql::SCORE_FOR_UPDATE, &[&key, &user]).await?;
+    let old: Option<u32> = rows
+        .first()
+        .map(|r| {
+            col::<i32>(r, 0, "leaderboard.scores.score").and_then(|s| unsigned(s.into(), "score"))
+        })
+        .transpose()?;
+    let new = old.unwrap_or(0) + points;
+    let new_sql = int(new, "score")?;
+    match old {
+        Some(_) => {
+            c.execute(sql::SCORE_UPDATE, &[&key, &user, &new_sql])
+                .await?
+        }
+        None => {
+            c.execute(sql::SCORE_INSERT, &[&key, &user, &new_sql])
+                .await?
+        }
+    };
+    if let Some(old) = old {
+        bump_histogram(c, key, old, false).await?;
+    }
+    bump_histogram(c, key, new, true).await
+}
+
+/// Records the inbox key; false (nothing to do) when the event was handled before.
+async fn first_delivery(c: &mut Conn, inbox: &InboxKey) -> Result<bool, DbError> {
+    record_inbox(c, inbox, Utc::now()).await
+}
+
+fn applied(result: Result<Applied, DbError>) -> Result<Applied, StoreError> {
+    match result {
+        Ok(a) => Ok(a),
+        // A concurrent delivery of the same event won the inbox key.
+        Err(e) if e.is_unique_violation_of(INBOX_PK) => Ok(Applied::AlreadyProcessed),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[async_trait]
+impl LeaderboardRepo for Mssql {
+    async fn apply_registration(
+        &self,
+        inbox: &InboxKey,
+        user: &UserId,
+        display_name: &str,
+    ) -> Result<Applied, StoreError> {
+        let user = user.as_str();
+        applied(
+            self.write("leaderboard.apply_registration", |c, _| {
+                Box::pin(async move {
+                    if !first_delivery(c, inbox).await? {
+                        return Ok(Tx::Rollback(Applied::AlreadyProcessed));
+                    }
+                    // Insert, or (the row exists and is now U-locked) rename.
+                    if c.execute(sql::PLAYER_INSERT, &[&user, &display_name])
+                        .await?
+                        == 0
+                    {
+                        c.execute(sql::PLAYER_RENAME, &[&user, &display_name])
+                            .await?;
+                    }
+                    Ok(Tx::Commit(Applied::Now))
+                })
+            })
+            .await,
+        )
+    }
+
+    async fn open_day(&self, inbox: &InboxKey, d: QuizDay) -> Result<Applied, StoreError> {
+        applied(
+            self.write("leaderboard.open_day", |c, _| {
+                Box::pin(async move {
+                    if !first_delivery(c, inbox).await? {
+                        return Ok(Tx::Rollback(Applied::AlreadyProcessed));
+                    }
+                    c.execute(sql::DAY_OPEN, &[&day(d), &ms(Utc::now())])
+                        .await?;
+                    Ok(Tx::Commit(Applied::Now))
+                })
+            })
+            .await,
+        )
+    }
+
+    async fn apply_attempt(
+        &self,
+        inbox: &InboxKey,
+        attempt: &ScoredAttempt,
+    ) -> Result<Applied, StoreError> {
+        let a = attempt;
+        applied(
+            self.write("leaderboard.apply_attempt", |c, _| {
+                Box::pin(async move {
+                    if !first_delivery(c, inbox).await? {
+                        return Ok(Tx::Rollback(Applied::AlreadyProcessed));
+                    }
+                    let user = a.user_id.as_str();
+                    c.execute(sql::PLAYER_INSERT, &[&user, &a.display_name.as_str()])
+                        .await?;
+                    let rows = c.query(sql::PLAYER_STREAK_FOR_UPDATE, &[&user]).await?;
+                    let row = rows
+                        .first()
+                        .ok_or_else(|| DbError::corrupt("player vanished inside a transaction"))?;
+                    let streak = Streak {
+                        current: unsigned(
+                            col::<i32>(row, 0, "current_streak")?.into(),
+                            "current_streak",
+                        )?,
+                        best: unsigned(col::<i32>(row, 1, "best_streak")?.into(), "best_streak")?,
+                        last_played: opt_col::<NaiveDate>(row, 2, "last_played")?
+                            .map(parse_day)
+                            .transpose()?,
+                    };
+                    let streak = streak.played(a.day).unwrap_or(streak);
+                    c.execute(
+                        sql::PLAYER_APPLY_ATTEMPT,
+                        &[
+                            &user,
+                            &i64::from(a.score),
+                            &int(streak.current, "current_streak")?,
+                            &int(streak.best, "best_streak")?,
+                            &streak.last_played.map(day),
+                        ],
+                    )
+                    .await?;
+                    for period in [Period::Daily(a.day), Period::Weekly(a.day), Period::AllTime] {
+                        add_score(c, &period.key(), user, a.score).await?;
+                    }
+                    Ok(Tx::Commit(Applied::Now))
+                })
+            })
+            .await,
+        )
+    }
+
+    async fn top(
+        &self,
+        period_key: &str,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Vec<RankedRow>, StoreError> {
+        let key = period_key;
+        let (limit_sql, offset_sql) = (i64::from(limit), i64::try_from(offset).unwrap_or(i64::MAX));
+        Ok(self
+            .read("leaderboard.top", |c, _| {
+                Box::pin(async move {
+                    let rows = c
+                        .query(sql::BOARD_PAGE, &[&key, &limit_sql, &offset_sql])
+                        .await?;
+                    let rows: Vec<BoardRow> = rows
+                        .iter()
+                        .map(|r| {
+                            Ok(BoardRow {
+                                user_id: text(r, 0, "leaderboard.scores.user_id")?,
+                                display_name: text(r, 1, "display name")?,
+                                score: unsigned(col::<i32>(r, 2, "score")?.into(), "score")?,
+                                quizzes: unsigned(col::<i32>(r, 3, "quizzes")?.into(), "quizzes")?,
+                            })
+                        })
+                        .collect::<Result<_, DbError>>()?;
+                    let Some(first) = rows.first() else {
+                        return Ok(Vec::new());
+                    };
+                    // Competition ranking, as on SQLite: the first row's rank comes from the
+                    // histogram; after it, the rank changes only with the score and then
+                    // equals the row's position.
+                    let mut rank = 1 + players_above(c, key, first.score).await?;
+                    let mut prev = first.score;
+                    let mut ranked = Vec::with_capacity(rows.len());
+                    for (i, row) in rows.into_iter().enumerate() {
+                        if row.score != prev {
+                            rank = offset + i as u64 + 1;
+                            prev = row.score;
+                        }
+                        ranked.push(RankedRow { rank, row });
+                    }
+                    Ok(ranked)
+                })
+            })
+            .await?)
+    }
+
+    async fn standing(
+        &self,
+        period_key: &str,
+        user: &UserId,
+    ) -> Result<Option<Standing>, StoreError> {
+        let (key, user) = (period_key, user.as_str());
+        Ok(self
+            .read("leaderboard.standing", |c, _| {
+                Box::pin(async move {
+                    let rows = c.query(sql::STANDING, &[&key, &user]).await?;
+                    rows.first()
+                        .map(|r| {
+                            let above: u64 =
+                                unsigned(col::<i64>(r, 2, "players above")?, "players above")?;
+                            Ok(Standing {
+                                rank: 1 + above,
+                                score: unsigned(col::<i32>(r, 0, "score")?.into(), "score")?,
+                                quizzes: unsigned(col::<i32>(r, 1, "quizzes")?.into(), "quizzes")?,
+                            })
+                        })
+                        .transpose()
+                })
+            })
+            .await?)
+    }
+
+    async fn player_count(&self, period_key: &str) -> Result<u64, StoreError> {
+        let key = period_key;
+        Ok(self
+            .read("leaderboard.player_count", |c, _| {
+                Box::pin(async move {
+                    let rows = c.query(sql::PLAYER_COUNT, &[&key]).await?;
+                    let n = rows
+                        .first()
+                        .map(|r| col::<i64>(r, 0, "player count"))
+                        .transpose()?
+                        .unwrap_or(0);
+                    unsigned(n, "player count")
+                })
+            })
+            .await?)
+    }
+
+    async fn player_stats(&self, user: &UserId) -> Result<Option<PlayerStats>, StoreError> {
+        let user = user.as_str();
+        Ok(self
+            .read("leaderboard.player_stats", |c, _| {
+                Box::pin(async move {
+                    let rows = c.query(sql::PLAYER_STATS, &[&user]).await?;
+                    rows.first()
+                        .map(|r| {
+                            Ok(PlayerStats {
+                                quizzes_played: unsigned(
+                                    col::<i32>(r, 0, "quizzes_played")?.into(),
+                                    "quizzes_played",
+                                )?,
+                                total_score: unsigned(
+                                    col::<i64>(r, 1, "total_score")?,
+                                    "total_score",
+                                )?,
+                                streak: Streak {
+                                    current: unsigned(
+                                        col::<i32>(r, 2, "current_streak")?.into(),
+                                        "current_streak",
+                                    )?,
+                                    best: unsigned(
+                                        col::<i32>(r, 3, "best_streak")?.into(),
+                                        "best_streak",
+                                    )?,
+                                    last_played: opt_col::<NaiveDate>(r, 4, "last_played")?
+                                        .map(parse_day)
+                                        .transpose()?,
+                                },
+                            })
+                        })
+                        .transpose()
+                })
+            })
+            .await?)
+    }
+
+    async fn histogram(&self, period_key: &str) -> Result<Option<Vec<(u32, u64)>>, StoreError> {
+        let key = period_key;
+        Ok(self
+            .read("leaderboard.histogram", |c, _| {
+                Box::pin(async move {
+                    let rows = c.query(sql::HISTOGRAM_SELECT, &[&key]).await?;
+                    let histogram = rows
+                        .iter()
+                        .map(|r| {
+                            Ok((
+                                unsigned(col::<i32>(r, 0, "histogram score")?.into(), "score")?,
+                                unsigned(col::<i32>(r, 1, "histogram players")?.into(), "players")?,
+                            ))
+                        })
+                        .collect::<Result<Vec<_>, DbError>>()?;
+                    Ok(Some(histogram))
+                })
+            })
+            .await?)
+    }
+
+    async fn score(
+        &self,
+        period_key: &str,
+        user: &UserId,
+    ) -> Result<Option<(u32, u32)>, StoreError> {
+        let (key, user) = (period_key, user.as_str());
+        Ok(self
+            .read("leaderboard.score", |c, _| {
+                Box::pin(async move {
+                    let rows = c.query(sql::SCORE_SELECT, &[&key, &user]).await?;
+                    rows.first()
+                        .map(|r| {
+                            Ok((
+                                unsigned(col::<i32>(r, 0, "score")?.into(), "score")?,
+                                unsigned(col::<i32>(r, 1, "quizzes")?.into(), "quizzes")?,
+                            ))
+                        })
+                        .transpose()
+                })
+            })
+            .await?)
+    }
+
+    async fn day_opened(&self, d: QuizDay) -> Result<bool, StoreError> {
+        Ok(self
+            .read("leaderboard.day_opened", |c, _| {
+                Box::pin(async move {
+                    let rows = c.query(sql::DAY_OPENED, &[&day(d)]).await?;
+                    rows.first()
+                        .map(|r| col::<bool>(r, 0, "day opened"))
+                        .transpose()
+                        .map(|b| b.unwrap_or(false))
+                })
+            })
+            .await?)
+    }
+}
