@@ -166,7 +166,8 @@ fn seed_of(name: &str) -> u64 {
 }
 
 /// Fisher–Yates with SplitMix64: fixed forever, unlike a library RNG whose stream may change.
-fn shuffle<T>(items: &mut [T], mut state: u64) {
+/// Used wherever a day's choice must never change (the bank order, the OpenAI day plan).
+pub(crate) fn shuffle<T>(items: &mut [T], mut state: u64) {
     let mut next = || {
         state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = state;
@@ -184,13 +185,6 @@ fn shuffle<T>(items: &mut [T], mut state: u64) {
 mod tests {
     use super::*;
     use std::collections::{HashMap, VecDeque};
-
-    fn normalise(s: &str) -> String {
-        s.to_lowercase()
-            .chars()
-            .filter(|c| c.is_alphanumeric())
-            .collect()
-    }
 
     #[test]
     fn embedded_bank_meets_the_content_rules() {
@@ -213,7 +207,7 @@ mod tests {
         let mut texts = HashSet::new();
         for q in bank.questions() {
             assert!(
-                texts.insert(normalise(&q.text)),
+                texts.insert(crate::quiz::normalise_text(&q.text)),
                 "question text repeats: {}",
                 q.id
             );

@@ -34,7 +34,7 @@
 //! timeouts and connection errors back off exponentially with jitter; 401, 403, 404 and other
 //! 4xx stop using the service for this generation (they will not heal by retrying).
 
-use super::bank::Bank;
+use super::bank::{Bank, shuffle};
 use super::{
     CHOICES_PER_QUESTION, Difficulty, Generated, Provenance, QUESTIONS_PER_QUIZ, Question,
     QuizGenerator, QuizSource, RecentQuestions, normalise_text,
@@ -458,21 +458,6 @@ pub fn day_plan(day: QuizDay) -> [Slot; QUESTIONS_PER_QUIZ] {
         category: categories[half + i],
         difficulty: mix[i],
     })
-}
-
-/// Fisher–Yates with SplitMix64, fixed forever so a day's plan never changes.
-fn shuffle<T>(items: &mut [T], mut state: u64) {
-    let mut next = || {
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    };
-    for i in (1..items.len()).rev() {
-        let j = (next() % (i as u64 + 1)) as usize;
-        items.swap(i, j);
-    }
 }
 
 /// The stable id of the generated question at `position` (0-based) of `day`.
