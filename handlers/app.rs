@@ -58,8 +58,9 @@ pub struct App {
 pub struct InvocationFailure(pub String);
 
 impl App {
-    /// Opens the store and wires every component. Events are delivered by the local bus to
-    /// this handler's own functions (the Service Bus publisher arrives in a later issue).
+    /// Opens the store and wires every component, choosing each adapter from the settings:
+    /// SQLite or Azure SQL; Service Bus or the local bus (which delivers events to this
+    /// handler's own functions); Azure OpenAI (bank as fallback) or the bank.
     pub async fn build(settings: Settings) -> anyhow::Result<Arc<Self>> {
         let functions = FunctionApp::embedded()?;
         let stores: Stores = store::open_with(&settings.database, &settings.sql).await?;

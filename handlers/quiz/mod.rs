@@ -343,8 +343,8 @@ pub trait QuizRepo: Send + Sync {
     async fn reports(&self, limit: u32, offset: u64) -> Result<Vec<QuestionReport>, StoreError>;
 }
 
-/// Produces the questions of a day. Implementations: the offline bank (default) and, in a
-/// later issue, Azure OpenAI with the bank as fallback.
+/// Produces the questions of a day. Implementations: the offline bank (`bank`, the default)
+/// and Azure OpenAI with the bank as fallback (`openai`).
 #[async_trait]
 pub trait QuizGenerator: Send + Sync {
     /// Five valid questions for `day` that repeat none of `recent` (the questions of the
