@@ -401,6 +401,10 @@ pub struct QuizService {
     generator: Arc<dyn QuizGenerator>,
     clock: Arc<dyn Clock>,
     cache: RwLock<HashMap<QuizDay, (Arc<Quiz>, Instant)>>,
+    /// Held while a quiz is being generated, so concurrent requests for a missing quiz wait
+    /// for one generation instead of each starting their own (an LLM call is slow and costly).
+    /// Across instances the primary key still guarantees a single stored quiz.
+    generating: tokio::sync::Mutex<()>,
 }
 
 const CACHE_TTL: Duration = Duration::from_secs(30);
@@ -417,6 +421,7 @@ impl QuizService {
             generator,
             clock,
             cache: RwLock::new(HashMap::new()),
+            generating: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -517,6 +522,10 @@ impl QuizService {
         if let Ok(existing) = self.quiz(day).await {
             return Ok(Generation::Existed(existing));
         }
+        let _single_flight = self.generating.lock().await;
+        if let Ok(existing) = self.quiz(day).await {
+            return Ok(Generation::Existed(existing));
+        }
         let quiz = self.build(day).await?;
         let event = Self::generated_event(&quiz, correlation_id);
         match self.repo.insert_quiz(&quiz, &event).await? {
@@ -536,6 +545,7 @@ impl QuizService {
         day: QuizDay,
         correlation_id: Option<String>,
     ) -> Result<Arc<Quiz>, QuizError> {
+        let _single_flight = self.generating.lock().await;
         let quiz = self.build(day).await?;
         let event = Self::generated_event(&quiz, correlation_id);
         match self.repo.replace_quiz(&quiz, &event).await? {
