@@ -13,6 +13,27 @@ fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/functions-host")
 }
 
+/// Whether the host-shaped fixtures (../shared beside the clone) are there. They always are in
+/// this project's CI and on developer machines, where a missing folder is a failure; on GitHub
+/// runners (`ci.yml`) they are not, and the fixture tests say loudly that they were skipped.
+fn fixtures_present() -> bool {
+    if fixtures().is_dir() {
+        return true;
+    }
+    if std::env::var("GITHUB_ACTIONS").as_deref() == Ok("true") {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped: ../shared/fixtures/functions-host is not beside the clone on this runner"
+        );
+        return false;
+    }
+    panic!(
+        "{} is missing: ../shared must be beside the clone",
+        fixtures().display()
+    );
+}
+
 fn fixture(name: &str) -> Value {
     let path = fixtures().join(name);
     serde_json::from_str(
@@ -23,6 +44,9 @@ fn fixture(name: &str) -> Value {
 
 #[test]
 fn every_fixture_decodes() {
+    if !fixtures_present() {
+        return;
+    }
     let mut seen = 0;
     for entry in
         std::fs::read_dir(fixtures()).expect("../shared/fixtures/functions-host beside the repo")
@@ -85,6 +109,9 @@ async fn readiness_probe_and_unknown_functions() {
 
 #[tokio::test]
 async fn timer_invocations_get_a_json_object_reply() {
+    if !fixtures_present() {
+        return;
+    }
     let app = spawn_serve().await;
     for name in ["timer-invocation.json", "timer-invocation-first-run.json"] {
         let mut payload = fixture(name);
@@ -112,6 +139,9 @@ async fn timer_invocations_get_a_json_object_reply() {
 
 #[tokio::test]
 async fn service_bus_fixtures_are_acknowledged_and_unreadable_messages_are_poisoned() {
+    if !fixtures_present() {
+        return;
+    }
     let app = spawn_serve().await;
     // The fixtures carry an order message: a valid Service Bus delivery that is not a qotd
     // event. It must be acknowledged (2xx, so no endless redelivery) and kept as poison.
@@ -187,6 +217,9 @@ async fn a_chunked_invocation_without_content_length_is_accepted() {
 
 #[tokio::test]
 async fn http_functions_also_work_through_the_non_forwarded_json_protocol() {
+    if !fixtures_present() {
+        return;
+    }
     let app = spawn_serve().await;
     let token = app.token("nf-user", &[]);
     let mut payload = fixture("http-invocation-nonforwarded.json");

@@ -245,6 +245,15 @@ mod tests {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../shared/fixtures/functions-host/app");
         if !dir.exists() {
+            // Always present here and in this project's CI; GitHub runners have no ../shared.
+            if std::env::var("GITHUB_ACTIONS").as_deref() == Ok("true") {
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "skipped: ../shared/fixtures/functions-host/app is not beside the clone on this runner"
+                );
+                return;
+            }
             panic!("../shared/fixtures/functions-host/app is missing beside the repo");
         }
         let read = |n: &str| std::fs::read_to_string(dir.join(n).join("function.json")).unwrap();
