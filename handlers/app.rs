@@ -196,11 +196,8 @@ impl App {
     /// Runs one HTTP function by name.
     pub async fn http_function(&self, name: &str, req: ApiRequest) -> ApiResponse {
         let result = match name {
-            "Health" => match req
-                .query_map()
-                .and_then(|q| crate::quiz::http::only_params(&q, &[]))
-            {
-                Ok(()) => return self.health().await,
+            "Health" => match req.query(&[]) {
+                Ok(_) => return self.health().await,
                 Err(p) => Err(p),
             },
             "UsersMe" => users::http::me(self, req).await,

@@ -3,16 +3,14 @@
 use super::{Period, RankedRow};
 use crate::app::App;
 use crate::kernel::QuizDay;
-use crate::platform::http::{ApiRequest, ApiResponse, Problem, json_response};
-use crate::quiz::http::{int_param, only_params};
+use crate::platform::http::{ApiRequest, ApiResponse, Problem, Query, json_response};
 use http::StatusCode;
 use serde::Serialize;
 use serde_json::{Value, json};
-use std::collections::HashMap;
 
 /// Reads `period` (daily | weekly | alltime, default daily) and `date` (default today; not for
 /// alltime). Future periods do not exist yet: 404.
-fn period_of(app: &App, query: &HashMap<String, String>) -> Result<Period, Problem> {
+fn period_of(app: &App, query: &Query) -> Result<Period, Problem> {
     let today = app.quiz.today();
     let day = match query.get("date") {
         Some(raw) => Some(
@@ -21,7 +19,7 @@ fn period_of(app: &App, query: &HashMap<String, String>) -> Result<Period, Probl
         ),
         None => None,
     };
-    let period = match query.get("period").map(String::as_str) {
+    let period = match query.get("period") {
         None | Some("daily") => Period::Daily(day.unwrap_or(today)),
         Some("weekly") => Period::Weekly(day.unwrap_or(today)),
         Some("alltime") if day.is_some() => {
@@ -79,11 +77,10 @@ struct Entry<'a> {
 /// a rank (1, 2, 2, 4).
 pub async fn board(app: &App, req: ApiRequest) -> Result<ApiResponse, Problem> {
     app.authenticate(&req).await?;
-    let query = req.query_map()?;
-    only_params(&query, &["period", "date", "limit", "offset"])?;
+    let query = req.query(&["period", "date", "limit", "offset"])?;
     let period = period_of(app, &query)?;
-    let limit = int_param(&query, "limit", 10, 1..=100)? as u32;
-    let offset = int_param(&query, "offset", 0, 0..=1_000_000)?;
+    let limit = query.int("limit", 10, 1..=100)? as u32;
+    let offset = query.int("offset", 0, 0..=1_000_000)?;
     let board = app
         .leaderboard
         .board(period, limit, offset)
@@ -114,8 +111,7 @@ pub async fn board(app: &App, req: ApiRequest) -> Result<ApiResponse, Problem> {
 /// they have not played in that period.
 pub async fn me(app: &App, req: ApiRequest) -> Result<ApiResponse, Problem> {
     let caller = app.authenticate(&req).await?;
-    let query = req.query_map()?;
-    only_params(&query, &["period", "date"])?;
+    let query = req.query(&["period", "date"])?;
     let period = period_of(app, &query)?;
     let (standing, total) = app
         .leaderboard

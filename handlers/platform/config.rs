@@ -178,6 +178,16 @@ impl Settings {
     }
 }
 
+/// A settings lookup over fixed pairs, for tests of every `from_lookup` reader.
+#[cfg(test)]
+pub(crate) fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+    let map: std::collections::HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |k: &str| map.get(k).cloned()
+}
+
 /// The port the Functions host told the handler to listen on.
 pub fn handler_port(get: impl Fn(&str) -> Option<String>) -> Result<u16, ConfigError> {
     let name = "FUNCTIONS_CUSTOMHANDLER_PORT";

@@ -48,6 +48,7 @@
 use crate::platform::config::ConfigError;
 use crate::platform::identity::CredentialKind;
 use crate::platform::outbox::{EventPublisher, PublishError};
+use crate::platform::secret::Secret;
 use crate::platform::store::PendingEvent;
 use async_trait::async_trait;
 use aws_lc_rs::{digest, hmac};
@@ -81,37 +82,13 @@ const SAS_RENEW_BEFORE: Duration = Duration::from_secs(300);
 /// How much of an error body goes into a `PublishError::Config`.
 const BODY_EXCERPT_CHARS: usize = 300;
 
-/// A secret value. `Debug` prints `[redacted]`; there is no `Display`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Redacted<T>(T);
-
-impl<T> Redacted<T> {
-    pub fn new(value: T) -> Self {
-        Self(value)
-    }
-
-    /// The secret itself; call sites are easy to find.
-    pub fn expose(&self) -> &T {
-        &self.0
-    }
-}
-
-impl<T> fmt::Debug for Redacted<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
 /// How the publisher authenticates.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServiceBusAuth {
     /// An Entra token from the credential this kind builds.
     Identity(CredentialKind),
     /// A SAS token signed with a key from the connection string.
-    SharedAccessKey {
-        key_name: String,
-        key: Redacted<String>,
-    },
+    SharedAccessKey { key_name: String, key: Secret },
 }
 
 /// Where and how to publish.
@@ -237,7 +214,7 @@ fn parse_connection_string(raw: &str) -> Result<(String, ServiceBusAuth), Config
         namespace,
         ServiceBusAuth::SharedAccessKey {
             key_name,
-            key: Redacted::new(key),
+            key: Secret::new(key),
         },
     ))
 }
@@ -390,7 +367,7 @@ enum Authorizer {
 }
 
 impl Authorizer {
-    fn sas(key_name: &str, key: &Redacted<String>) -> Self {
+    fn sas(key_name: &str, key: &Secret) -> Self {
         Self::Sas {
             key_name: key_name.to_owned(),
             key: Box::new(hmac::Key::new(hmac::HMAC_SHA256, key.expose().as_bytes())),
@@ -880,19 +857,13 @@ fn excerpt(body: &str) -> String {
 mod tests {
     use super::*;
 
-    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |k: &str| map.get(k).cloned()
-    }
+    use crate::platform::config::lookup;
 
     const KEY: &str = "c2VjcmV0LWtleS1kby1ub3QtcHJpbnQ=";
 
     #[test]
     fn redacted_debug_hides_the_secret() {
-        let r = Redacted::new("hunter2".to_owned());
+        let r = Secret::new("hunter2".to_owned());
         assert_eq!(format!("{r:?}"), "[redacted]");
         let s = ServiceBusSettings::from_lookup(lookup(&[(
             "ServiceBusConnection",

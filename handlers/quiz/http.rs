@@ -10,7 +10,6 @@ use crate::users;
 use chrono::SecondsFormat;
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 
 /// Maps quiz errors to problems (the one place for this context).
 pub fn problem(e: QuizError) -> Problem {
@@ -35,20 +34,6 @@ pub fn problem(e: QuizError) -> Problem {
         }
         QuizError::Generation(e) => Problem::internal(format!("quiz generation failed: {e}")),
         QuizError::Store(e) => Problem::unavailable(e),
-    }
-}
-
-/// Rejects query parameters the endpoint does not know (a typo would otherwise be ignored).
-pub fn only_params(query: &HashMap<String, String>, allowed: &[&str]) -> Result<(), Problem> {
-    match query.keys().find(|k| !allowed.contains(&k.as_str())) {
-        Some(k) if allowed.is_empty() => Err(Problem::bad_request(format!(
-            "unknown query parameter '{k}'; this endpoint takes none"
-        ))),
-        Some(k) => Err(Problem::bad_request(format!(
-            "unknown query parameter '{k}'; allowed: {}",
-            allowed.join(", ")
-        ))),
-        None => Ok(()),
     }
 }
 
@@ -117,7 +102,7 @@ fn quiz_response(status: StatusCode, quiz: &Quiz, reveal: bool) -> ApiResponse {
 /// has not run yet).
 pub async fn today(app: &App, req: ApiRequest) -> Result<ApiResponse, Problem> {
     app.authenticate(&req).await?;
-    only_params(&req.query_map()?, &[])?;
+    req.query(&[])?;
     let day = app.quiz.today();
     let quiz = app
         .quiz
@@ -130,7 +115,7 @@ pub async fn today(app: &App, req: ApiRequest) -> Result<ApiResponse, Problem> {
 /// `GET /api/quizzes/{date}`: past days with answers, today without, future days 404.
 pub async fn by_date(app: &App, req: ApiRequest) -> Result<ApiResponse, Problem> {
     app.authenticate(&req).await?;
-    only_params(&req.query_map()?, &[])?;
+    req.query(&[])?;
     let day = path_day(&req)?;
     let today = app.quiz.today();
     if day > today {
@@ -176,7 +161,7 @@ struct AttemptView<'a> {
 /// `POST /api/quizzes/{date}/attempts`: the caller's one attempt at today's quiz.
 pub async fn submit(app: &App, req: ApiRequest) -> Result<ApiResponse, Problem> {
     let caller = app.authenticate(&req).await?;
-    only_params(&req.query_map()?, &[])?;
+    req.query(&[])?;
     let day = path_day(&req)?;
     let body: AttemptBody = req.json()?;
     let profile = app
@@ -238,40 +223,11 @@ struct HistoryEntry {
     submitted_at: String,
 }
 
-/// Parses an optional integer query parameter within `range`, naming it in errors.
-pub fn int_param(
-    query: &HashMap<String, String>,
-    name: &str,
-    default: u64,
-    range: std::ops::RangeInclusive<u64>,
-) -> Result<u64, Problem> {
-    let Some(raw) = query.get(name) else {
-        return Ok(default);
-    };
-    let value: u64 = raw.parse().map_err(|_| {
-        Problem::bad_request(format!(
-            "query parameter '{name}' is '{}'; expected a whole number from {} to {}",
-            raw.chars().take(40).collect::<String>(),
-            range.start(),
-            range.end()
-        ))
-    })?;
-    if !range.contains(&value) {
-        return Err(Problem::bad_request(format!(
-            "query parameter '{name}' is {value}; expected {} to {}",
-            range.start(),
-            range.end()
-        )));
-    }
-    Ok(value)
-}
-
 /// `GET /api/users/me/attempts?limit=`: the caller's attempts, newest first.
 pub async fn history(app: &App, req: ApiRequest) -> Result<ApiResponse, Problem> {
     let caller = app.authenticate(&req).await?;
-    let query = req.query_map()?;
-    only_params(&query, &["limit"])?;
-    let limit = int_param(&query, "limit", 30, 1..=100)? as u32;
+    let query = req.query(&["limit"])?;
+    let limit = query.int("limit", 30, 1..=100)? as u32;
     let attempts = app
         .quiz
         .history(&caller.user_id, limit)
@@ -297,7 +253,7 @@ pub async fn history(app: &App, req: ApiRequest) -> Result<ApiResponse, Problem>
 /// variant for screen readers; neither contains questions or answers.
 pub async fn share(app: &App, req: ApiRequest) -> Result<ApiResponse, Problem> {
     let caller = app.authenticate(&req).await?;
-    only_params(&req.query_map()?, &[])?;
+    req.query(&[])?;
     let day = path_day(&req)?;
     let attempt = app
         .quiz
@@ -338,9 +294,8 @@ pub async fn share(app: &App, req: ApiRequest) -> Result<ApiResponse, Problem> {
 /// quiz (answers included, for review); 409 if it exists, or with `force` if it has attempts.
 pub async fn admin_generate(app: &App, req: ApiRequest) -> Result<ApiResponse, Problem> {
     app.authorize(&req, "admin").await?;
-    let query = req.query_map()?;
-    only_params(&query, &["force"])?;
-    let force = match query.get("force").map(String::as_str) {
+    let query = req.query(&["force"])?;
+    let force = match query.get("force") {
         None | Some("false") => false,
         Some("true") => true,
         Some(other) => {
@@ -400,7 +355,7 @@ fn report_view(r: &super::QuestionReport) -> ReportView<'_> {
 /// question of today's or a past quiz; one report per player per question (409 on repeat).
 pub async fn report(app: &App, req: ApiRequest) -> Result<ApiResponse, Problem> {
     let caller = app.authenticate(&req).await?;
-    only_params(&req.query_map()?, &[])?;
+    req.query(&[])?;
     let day = path_day(&req)?;
     let body: ReportBody = req.json()?;
     let question_id = req.param("questionId").to_owned();
@@ -415,10 +370,9 @@ pub async fn report(app: &App, req: ApiRequest) -> Result<ApiResponse, Problem> 
 /// `GET /api/admin/reports?limit=&offset=` (role `admin`): reports, newest first.
 pub async fn admin_reports(app: &App, req: ApiRequest) -> Result<ApiResponse, Problem> {
     app.authorize(&req, "admin").await?;
-    let query = req.query_map()?;
-    only_params(&query, &["limit", "offset"])?;
-    let limit = int_param(&query, "limit", 50, 1..=200)? as u32;
-    let offset = int_param(&query, "offset", 0, 0..=1_000_000)?;
+    let query = req.query(&["limit", "offset"])?;
+    let limit = query.int("limit", 50, 1..=200)? as u32;
+    let offset = query.int("offset", 0, 0..=1_000_000)?;
     let reports = app.quiz.reports(limit, offset).await.map_err(problem)?;
     let views: Vec<ReportView<'_>> = reports.iter().map(report_view).collect();
     Ok(json_response(

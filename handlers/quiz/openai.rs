@@ -104,27 +104,9 @@ const MAX_SECONDS: &str = "QOTD_OPENAI_MAX_SECONDS";
 // Settings
 // ---------------------------------------------------------------------------------------------
 
-/// An API key. `Debug` prints `[redacted]` and there is no `Display`, so the key cannot reach a
-/// log line or an error message by accident.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ApiKey(String);
-
-impl ApiKey {
-    pub fn new(key: impl Into<String>) -> Self {
-        Self(key.into())
-    }
-
-    /// The key itself, for the request header only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for ApiKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
+/// An API key: the platform-wide [`Secret`](crate::platform::secret::Secret), whose `Debug`
+/// prints `[redacted]` and which has no `Display`.
+pub type ApiKey = crate::platform::secret::Secret;
 
 /// Which URL shape the endpoint speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -254,7 +236,7 @@ impl OpenAiSettings {
                     "contains characters that cannot be sent in an HTTP header (the value is not shown)",
                 ));
             }
-            Some(k) => Some(ApiKey(k)),
+            Some(k) => Some(ApiKey::new(k)),
         };
         let key_header = match var(API_KEY_HEADER)
             .map(|v| v.to_ascii_lowercase())
@@ -1533,15 +1515,8 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
-    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |k: &str| map.get(k).cloned()
-    }
+    use crate::platform::config::lookup;
 
     const BASE: (&str, &str) = (ENDPOINT, "https://res.openai.azure.com/");
 

@@ -59,7 +59,7 @@ fn view(profile: &Profile, stats: &PlayerStats, app: &App) -> ApiResponse {
 /// caller: 201 the first time, 200 with the unchanged profile afterwards.
 pub async fn me(app: &App, req: ApiRequest) -> Result<ApiResponse, Problem> {
     let caller = app.authenticate(&req).await?;
-    crate::quiz::http::only_params(&req.query_map()?, &[])?;
+    req.query(&[])?;
     if req.method == Method::POST {
         let body: RegisterBody = req.json()?;
         let name = DisplayName::parse(&body.display_name).map_err(Problem::invalid)?;

@@ -65,6 +65,22 @@ impl ApiRequest {
         Ok(map)
     }
 
+    /// The query parameters, checked against the names this endpoint accepts: a name it does
+    /// not know is a 400 (a typo would otherwise be ignored), as is a repeated one.
+    pub fn query(&self, allowed: &[&str]) -> Result<Query, Problem> {
+        let map = self.query_map()?;
+        match map.keys().find(|k| !allowed.contains(&k.as_str())) {
+            Some(k) if allowed.is_empty() => Err(Problem::bad_request(format!(
+                "unknown query parameter '{k}'; this endpoint takes none"
+            ))),
+            Some(k) => Err(Problem::bad_request(format!(
+                "unknown query parameter '{k}'; allowed: {}",
+                allowed.join(", ")
+            ))),
+            None => Ok(Query(map)),
+        }
+    }
+
     /// Decodes a JSON body into `T`, naming the field and position of the first error.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, Problem> {
         if self.body.len() > MAX_API_BODY {
@@ -102,6 +118,44 @@ impl ApiRequest {
                 _ => Problem::invalid(format!("request body field '{path}' is not valid: {inner}")),
             }
         })
+    }
+}
+
+/// Query parameters that passed `ApiRequest::query`.
+#[derive(Debug, Clone)]
+pub struct Query(HashMap<String, String>);
+
+impl Query {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    /// An optional whole-number parameter within `range`, naming it in errors.
+    pub fn int(
+        &self,
+        name: &str,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<u64, Problem> {
+        let Some(raw) = self.0.get(name) else {
+            return Ok(default);
+        };
+        let value: u64 = raw.parse().map_err(|_| {
+            Problem::bad_request(format!(
+                "query parameter '{name}' is '{}'; expected a whole number from {} to {}",
+                raw.chars().take(40).collect::<String>(),
+                range.start(),
+                range.end()
+            ))
+        })?;
+        if !range.contains(&value) {
+            return Err(Problem::bad_request(format!(
+                "query parameter '{name}' is {value}; expected {} to {}",
+                range.start(),
+                range.end()
+            )));
+        }
+        Ok(value)
     }
 }
 

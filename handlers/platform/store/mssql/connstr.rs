@@ -35,26 +35,8 @@ use std::time::Duration;
 /// The default SQL Server port.
 pub const DEFAULT_PORT: u16 = 1433;
 
-/// A password that never appears in `Debug` output or error messages.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Password(String);
-
-impl Password {
-    pub fn new(raw: impl Into<String>) -> Self {
-        Self(raw.into())
-    }
-
-    /// The secret itself, for the login packet only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Password {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Password([redacted])")
-    }
-}
+/// A SQL login password: the platform-wide [`Secret`] (`Debug` prints `[redacted]`).
+pub type Password = crate::platform::secret::Secret;
 
 /// How qotd signs in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -573,7 +555,7 @@ impl ConnectionString {
                 };
                 Authentication::SqlPassword {
                     user,
-                    password: Password(password),
+                    password: Password::new(password),
                 }
             }
             Mode::ManagedIdentity | Mode::WorkloadIdentity | Mode::Default => {
@@ -784,7 +766,7 @@ mod tests {
             ok("Server=h;Database=d;User Id=u;Password=\"a\"\"b\"").auth,
             Authentication::SqlPassword {
                 user: "u".into(),
-                password: Password::new("a\"b")
+                password: Password::new("a\"b".to_owned())
             }
         );
     }
