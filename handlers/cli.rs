@@ -5,7 +5,9 @@
 use crate::app::App;
 use crate::kernel::QuizDay;
 use crate::platform::auth::dev_issuer::DevIssuer;
-use crate::platform::config::{self, Settings};
+use crate::app::Settings;
+use crate::platform::clock::{Clock, SystemClock};
+use crate::platform::config;
 use crate::platform::functions::local_host::LocalHost;
 use crate::platform::http::server;
 use crate::platform::store::{self, DatabaseUrl};
@@ -154,7 +156,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Generate { date, data_dir } => {
             let day = match date {
                 Some(raw) => QuizDay::parse(&raw).map_err(|e| anyhow::anyhow!("--date: {e}"))?,
-                None => QuizDay::of(chrono::Utc::now()),
+                None => QuizDay::of(SystemClock.now()),
             };
             let settings = local_settings(&data_dir)?;
             telemetry::init(settings.log_json);
@@ -306,8 +308,11 @@ async fn local(addr: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
         app.functions.clone(),
         handler_url.clone(),
         reqwest::Client::new(),
+        app.clock.clone(),
     ));
-    host.start_timers(shutdown.clone())?;
+    if app.settings.local_timers {
+        host.start_timers(shutdown.clone())?;
+    }
     let db = app.settings.database.redacted();
     println!(
         "qotd local host listening on http://{host_addr} (handler on {handler_url}, database {db})"

@@ -182,7 +182,7 @@ fn attempt_invocation(event_id: &str, user: &str, date: &str, score: u32) -> Val
     let event = json!({
         "id": event_id, "source": "/qotd", "specversion": "1.0", "type": "qotd.QuizAttemptEvaluated.v1",
         "time": "2026-11-27T10:00:00.000Z", "subject": format!("quizzes/{date}/attempts/{user}"), "datacontenttype": "application/json",
-        "data": { "userId": user, "displayName": user, "quizDate": date, "isoWeek": "2026-W48", "score": score, "correct": score / 10, "total": 5, "submittedAt": "2026-11-27T10:00:00.000Z" }
+        "data": { "userId": user, "displayName": user, "quizDate": date, "isoWeek": "2026-W48", "score": score, "maxScore": 50, "correct": score / 10, "total": 5, "submittedAt": "2026-11-27T10:00:00.000Z" }
     });
     let body = event.to_string();
     json!({

@@ -1,6 +1,6 @@
 //! The shared credential factory's managed identity against a local endpoint that speaks the
 //! App Service / Functions managed identity protocol (`IDENTITY_ENDPOINT` + `IDENTITY_HEADER`,
-//! api-version 2019-08-01; ../shared/reference/platform-apis.md §3), and the Service Bus
+//! api-version 2019-08-01; https://learn.microsoft.com/azure/app-service/overview-managed-identity#rest-endpoint-reference), and the Service Bus
 //! publisher using the token it returns.
 //!
 //! This binary holds a single test: it sets the two environment variables before any thread or

@@ -1,5 +1,5 @@
 //! The Azure Functions custom-handler protocol against `qotd serve`, driven with the payload
-//! shapes in ../shared/fixtures/functions-host/ (see shared/reference/functions-host.md).
+//! shapes in tests/fixtures/functions-host/ (its README names the host source each follows).
 
 mod common;
 
@@ -10,28 +10,7 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 
 fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/functions-host")
-}
-
-/// Whether the host-shaped fixtures (../shared beside the clone) are there. They always are in
-/// this project's CI and on developer machines, where a missing folder is a failure; on GitHub
-/// runners (`ci.yml`) they are not, and the fixture tests say loudly that they were skipped.
-fn fixtures_present() -> bool {
-    if fixtures().is_dir() {
-        return true;
-    }
-    if std::env::var("GITHUB_ACTIONS").as_deref() == Ok("true") {
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "skipped: ../shared/fixtures/functions-host is not beside the clone on this runner"
-        );
-        return false;
-    }
-    panic!(
-        "{} is missing: ../shared must be beside the clone",
-        fixtures().display()
-    );
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/functions-host")
 }
 
 fn fixture(name: &str) -> Value {
@@ -44,12 +23,9 @@ fn fixture(name: &str) -> Value {
 
 #[test]
 fn every_fixture_decodes() {
-    if !fixtures_present() {
-        return;
-    }
     let mut seen = 0;
     for entry in
-        std::fs::read_dir(fixtures()).expect("../shared/fixtures/functions-host beside the repo")
+        std::fs::read_dir(fixtures()).expect("tests/fixtures/functions-host")
     {
         let path = entry.unwrap().path();
         if path.extension().and_then(|e| e.to_str()) != Some("json") {
@@ -73,12 +49,13 @@ fn every_fixture_decodes() {
                     .service_bus_message("message")
                     .unwrap_or_else(|e| panic!("{name}: {e}"));
                 assert_eq!(
-                    msg.body, r#"{"orderId":"ORD-1042","amount":129.5,"currency":"EUR"}"#,
+                    msg.body,
+                    r#"{"id":"019c467f-5f30-7c3a-9e51-b04d7f2e6841","source":"/qotd","specversion":"1.0","type":"qotd.QuizAttemptEvaluated.v1","time":"2026-02-10T07:41:18.512Z","subject":"quizzes/2026-02-10/attempts/8e41d7a2-3c56-4f0b-9a17-d2c64b8e5f30","datacontenttype":"application/json","data":{"userId":"8e41d7a2-3c56-4f0b-9a17-d2c64b8e5f30","displayName":"Tomás","quizDate":"2026-02-10","isoWeek":"2026-W07","score":40,"maxScore":50,"correct":4,"total":5,"submittedAt":"2026-02-10T07:41:18.512Z"}}"#,
                     "{name}: body decoded once more"
                 );
                 assert_eq!(
                     msg.message_id.as_deref(),
-                    Some("b7d2c4e8a1f94e3b9c6d0a5e7f1b2c3d")
+                    Some("019c467f-5f30-7c3a-9e51-b04d7f2e6841")
                 );
                 assert!(msg.delivery_count >= 1);
             }
@@ -109,9 +86,6 @@ async fn readiness_probe_and_unknown_functions() {
 
 #[tokio::test]
 async fn timer_invocations_get_a_json_object_reply() {
-    if !fixtures_present() {
-        return;
-    }
     let app = spawn_serve().await;
     for name in ["timer-invocation.json", "timer-invocation-first-run.json"] {
         let mut payload = fixture(name);
@@ -139,12 +113,10 @@ async fn timer_invocations_get_a_json_object_reply() {
 
 #[tokio::test]
 async fn service_bus_fixtures_are_acknowledged_and_unreadable_messages_are_poisoned() {
-    if !fixtures_present() {
-        return;
-    }
     let app = spawn_serve().await;
-    // The fixtures carry an order message: a valid Service Bus delivery that is not a qotd
-    // event. It must be acknowledged (2xx, so no endless redelivery) and kept as poison.
+    // The fixtures carry a QuizAttemptEvaluated event: delivered to the UserRegistered consumer
+    // it is of the wrong kind. It must be acknowledged (2xx, so no endless redelivery) and kept
+    // as poison.
     for name in [
         "servicebus-topic-invocation.json",
         "servicebus-topic-invocation-binary.json",
@@ -217,9 +189,6 @@ async fn a_chunked_invocation_without_content_length_is_accepted() {
 
 #[tokio::test]
 async fn http_functions_also_work_through_the_non_forwarded_json_protocol() {
-    if !fixtures_present() {
-        return;
-    }
     let app = spawn_serve().await;
     let token = app.token("nf-user", &[]);
     let mut payload = fixture("http-invocation-nonforwarded.json");

@@ -37,7 +37,7 @@ async fn concurrent_requests_for_a_missing_quiz_generate_it_once() {
         inner: BankGenerator::new(Bank::embedded()),
     });
     let service = Arc::new(QuizService::new(
-        stores.quiz.clone(),
+        qotd::quiz::store::repo(&stores),
         generator.clone(),
         Arc::new(SystemClock),
     ));

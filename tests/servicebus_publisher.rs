@@ -1,5 +1,5 @@
 //! The Service Bus publisher against a local server that behaves like the Service Bus REST
-//! endpoint (../shared/reference/platform-apis.md §6): `POST /{topic}/messages`, SAS signatures
+//! endpoint (https://learn.microsoft.com/rest/api/servicebus/send-message-batch): `POST /{topic}/messages`, SAS signatures
 //! checked with the key, bearer tokens compared, 201 on success, XML error bodies, throttling
 //! with `Retry-After`, duplicate detection by `MessageId`, unknown entities, slow answers.
 
@@ -10,7 +10,8 @@ use base64::Engine as _;
 use chrono::Utc;
 use qotd::kernel::{DisplayName, UserId};
 use qotd::platform::clock::SystemClock;
-use qotd::platform::events::{EventType, NewEvent, UserRegisteredV1};
+use qotd::kernel::events::{EventType, UserRegisteredV1};
+use qotd::platform::events::NewEvent;
 use qotd::platform::outbox::{Dispatcher, EventPublisher, PublishError};
 use qotd::platform::servicebus::{
     BATCH_CONTENT_TYPE, CLOUDEVENTS_CONTENT_TYPE, MAX_BATCH_BYTES, RetryPolicy, SCOPE,
@@ -909,7 +910,7 @@ async fn unknown_topic_and_bad_request_are_config_errors() {
 // Through the real dispatcher
 // ---------------------------------------------------------------------------------------------
 
-async fn register_one(stores: &store::Stores, correlation: &str) -> NewEvent {
+async fn register_one(db: &store::Database, correlation: &str) -> NewEvent {
     let now = Utc::now();
     let profile = Profile {
         user_id: UserId::parse("u-sb-1").unwrap(),
@@ -927,7 +928,10 @@ async fn register_one(stores: &store::Stores, correlation: &str) -> NewEvent {
         now,
         Some(correlation.to_owned()),
     );
-    let reg = stores.users.register(&profile, &event).await.unwrap();
+    let reg = qotd::users::store::repo(db)
+        .register(&profile, &event)
+        .await
+        .unwrap();
     assert!(matches!(reg, Registration::Created(_)));
     event
 }
@@ -943,16 +947,16 @@ async fn dispatcher_publishes_through_service_bus_and_keeps_rejected_events_pend
         .unwrap();
     let corr = uuid::Uuid::new_v4().to_string();
     let ev = register_one(&stores, &corr).await;
-    assert_eq!(stores.events.pending_count().await.unwrap(), 1);
+    assert_eq!(stores.events().pending_count().await.unwrap(), 1);
     let dispatcher = Dispatcher::new(
-        stores.events.clone(),
+        stores.events().clone(),
         Arc::new(sas_publisher(&mock)),
         Arc::new(SystemClock),
     );
     let outcome = dispatcher.dispatch_once().await.unwrap();
     assert_eq!((outcome.published, outcome.failed), (1, 0));
     assert_eq!(
-        stores.events.pending_count().await.unwrap(),
+        stores.events().pending_count().await.unwrap(),
         0,
         "marked sent"
     );
@@ -982,14 +986,14 @@ async fn dispatcher_publishes_through_service_bus_and_keeps_rejected_events_pend
     register_one(&stores, "corr-denied").await;
     let publisher = Arc::new(bearer_publisher(&mock, fake_credential("wrong")));
     let dispatcher = Dispatcher::new(
-        stores.events.clone(),
+        stores.events().clone(),
         publisher.clone(),
         Arc::new(SystemClock),
     );
     let outcome = dispatcher.dispatch_once().await.unwrap();
     assert_eq!((outcome.published, outcome.failed), (0, 1));
     assert_eq!(
-        stores.events.pending_count().await.unwrap(),
+        stores.events().pending_count().await.unwrap(),
         1,
         "left pending"
     );

@@ -1,17 +1,17 @@
 //! HTTP adapter of the leaderboard context: `GET /api/leaderboard` and `GET /api/leaderboard/me`.
 
-use super::{Period, RankedRow};
-use crate::app::App;
+use super::{Leaderboard, Period, RankedRow};
 use crate::kernel::QuizDay;
-use crate::platform::http::{ApiRequest, ApiResponse, Problem, Query, json_response};
+use crate::platform::http::{
+    ApiRequest, ApiResponse, Problem, Query, RequestContext, json_response,
+};
 use http::StatusCode;
 use serde::Serialize;
 use serde_json::{Value, json};
 
 /// Reads `period` (daily | weekly | alltime, default daily) and `date` (default today; not for
 /// alltime). Future periods do not exist yet: 404.
-fn period_of(app: &App, query: &Query) -> Result<Period, Problem> {
-    let today = app.quiz.today();
+fn period_of(today: QuizDay, query: &Query) -> Result<Period, Problem> {
     let day = match query.get("date") {
         Some(raw) => Some(
             QuizDay::parse(raw)
@@ -75,17 +75,19 @@ struct Entry<'a> {
 
 /// `GET /api/leaderboard?period=&date=&limit=1..100&offset=`: one page of a board, ties sharing
 /// a rank (1, 2, 2, 4).
-pub async fn board(app: &App, req: ApiRequest) -> Result<ApiResponse, Problem> {
-    app.authenticate(&req).await?;
+pub async fn board(
+    leaderboard: &Leaderboard,
+    ctx: &RequestContext,
+    req: ApiRequest,
+) -> Result<ApiResponse, Problem> {
     let query = req.query(&["period", "date", "limit", "offset"])?;
-    let period = period_of(app, &query)?;
+    let period = period_of(ctx.today, &query)?;
     let limit = query.int("limit", 10, 1..=100)? as u32;
     let offset = query.int("offset", 0, 0..=1_000_000)?;
-    let board = app
-        .leaderboard
+    let board = leaderboard
         .board(period, limit, offset)
         .await
-        .map_err(Problem::unavailable)?;
+        .map_err(Problem::storage)?;
     let mut body = describe(&board.period, board.total_players);
     body.insert("limit".into(), json!(limit));
     body.insert("offset".into(), json!(offset));
@@ -109,15 +111,18 @@ pub async fn board(app: &App, req: ApiRequest) -> Result<ApiResponse, Problem> {
 
 /// `GET /api/leaderboard/me?period=&date=`: the caller's rank and score; `rank` is null when
 /// they have not played in that period.
-pub async fn me(app: &App, req: ApiRequest) -> Result<ApiResponse, Problem> {
-    let caller = app.authenticate(&req).await?;
+pub async fn me(
+    leaderboard: &Leaderboard,
+    ctx: &RequestContext,
+    req: ApiRequest,
+) -> Result<ApiResponse, Problem> {
+    let caller = &ctx.principal;
     let query = req.query(&["period", "date"])?;
-    let period = period_of(app, &query)?;
-    let (standing, total) = app
-        .leaderboard
+    let period = period_of(ctx.today, &query)?;
+    let (standing, total) = leaderboard
         .standing(&period, &caller.user_id)
         .await
-        .map_err(Problem::unavailable)?;
+        .map_err(Problem::storage)?;
     let mut body = describe(&period, total);
     body.insert("userId".into(), json!(caller.user_id.as_str()));
     body.insert("rank".into(), json!(standing.as_ref().map(|s| s.rank)));

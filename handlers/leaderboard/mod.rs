@@ -5,13 +5,19 @@
 
 pub mod consumers;
 pub mod http;
+pub mod scoring;
+pub mod store;
+
+pub use scoring::ScoredAttempt;
 
 use crate::kernel::{QuizDay, Streak, UserId};
+use crate::platform::clock::Clock;
 use crate::platform::store::{Applied, InboxKey, StoreError};
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// Which board.
@@ -41,13 +47,18 @@ impl Period {
     }
 }
 
-/// A scored attempt as the leaderboard records it.
+/// What applying an attempt event did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScoredAttempt {
-    pub user_id: UserId,
-    pub display_name: String,
-    pub day: QuizDay,
-    pub score: u32,
+pub enum AttemptApplied {
+    Applied(Applied),
+    /// The event breaks a leaderboard rule (see `scoring::apply_attempt`); nothing changed.
+    Refused(String),
+}
+
+impl From<Applied> for AttemptApplied {
+    fn from(a: Applied) -> Self {
+        Self::Applied(a)
+    }
 }
 
 /// One row of a board, before ranks are assigned.
@@ -91,14 +102,22 @@ pub trait LeaderboardRepo: Send + Sync {
         inbox: &InboxKey,
         user: &UserId,
         display_name: &str,
+        now: DateTime<Utc>,
     ) -> Result<Applied, StoreError>;
-    async fn open_day(&self, inbox: &InboxKey, day: QuizDay) -> Result<Applied, StoreError>;
-    /// Adds the attempt to the daily, weekly and all-time boards and advances the streak.
+    async fn open_day(
+        &self,
+        inbox: &InboxKey,
+        day: QuizDay,
+        now: DateTime<Utc>,
+    ) -> Result<Applied, StoreError>;
+    /// Reads the player's state, applies `scoring::apply_attempt` and writes its effect (the
+    /// daily, weekly and all-time boards, the histograms and the streak) in one transaction.
     async fn apply_attempt(
         &self,
         inbox: &InboxKey,
         attempt: &ScoredAttempt,
-    ) -> Result<Applied, StoreError>;
+        now: DateTime<Utc>,
+    ) -> Result<AttemptApplied, StoreError>;
     /// Rows ordered by score (desc) then user id, with competition ranks.
     async fn top(
         &self,
@@ -183,6 +202,7 @@ pub struct Board {
 /// The leaderboard service (queries; the writes come in through `consumers`).
 pub struct Leaderboard {
     repo: Arc<dyn LeaderboardRepo>,
+    clock: Arc<dyn Clock>,
     /// Bumped by every effect applied in this process; cached reads older than it are dropped.
     generation: AtomicU64,
     histograms: CacheMap<String, Arc<Histogram>>,
@@ -205,9 +225,10 @@ pub const READ_CACHE_TTL: Duration = Duration::from_secs(2);
 const READ_CACHE_MAX: usize = 1024;
 
 impl Leaderboard {
-    pub fn new(repo: Arc<dyn LeaderboardRepo>) -> Self {
+    pub fn new(repo: Arc<dyn LeaderboardRepo>, clock: Arc<dyn Clock>) -> Self {
         Self {
             repo,
+            clock,
             generation: AtomicU64::new(0),
             histograms: Mutex::new(HashMap::new()),
             pages: Mutex::new(HashMap::new()),
@@ -220,7 +241,8 @@ impl Leaderboard {
         key: &K,
     ) -> Option<T> {
         let generation = self.generation.load(Ordering::Acquire);
-        let map = map.lock().expect("cache lock");
+        // A panic elsewhere while holding the lock leaves a usable map: keep serving.
+        let map = map.lock().unwrap_or_else(PoisonError::into_inner);
         map.get(key)
             .filter(|c| c.generation == generation && c.at.elapsed() < READ_CACHE_TTL)
             .map(|c| c.value.clone())
@@ -233,7 +255,7 @@ impl Leaderboard {
         value: T,
         generation: u64,
     ) {
-        let mut map = map.lock().expect("cache lock");
+        let mut map = map.lock().unwrap_or_else(PoisonError::into_inner);
         if map.len() >= READ_CACHE_MAX {
             map.clear();
         }
@@ -254,6 +276,11 @@ impl Leaderboard {
         applied
     }
 
+    /// Today in UTC, by the injected clock.
+    pub fn today(&self) -> QuizDay {
+        QuizDay::of(self.clock.now())
+    }
+
     /// Consumer entry points: apply an effect with its inbox row, then invalidate cached reads.
     pub async fn apply_registration(
         &self,
@@ -261,23 +288,30 @@ impl Leaderboard {
         user: &UserId,
         display_name: &str,
     ) -> Result<Applied, StoreError> {
+        let now = self.clock.now();
         Ok(self.applied(
             self.repo
-                .apply_registration(inbox, user, display_name)
+                .apply_registration(inbox, user, display_name, now)
                 .await?,
         ))
     }
 
     pub async fn open_day(&self, inbox: &InboxKey, day: QuizDay) -> Result<Applied, StoreError> {
-        Ok(self.applied(self.repo.open_day(inbox, day).await?))
+        let now = self.clock.now();
+        Ok(self.applied(self.repo.open_day(inbox, day, now).await?))
     }
 
     pub async fn apply_attempt(
         &self,
         inbox: &InboxKey,
         attempt: &ScoredAttempt,
-    ) -> Result<Applied, StoreError> {
-        Ok(self.applied(self.repo.apply_attempt(inbox, attempt).await?))
+    ) -> Result<AttemptApplied, StoreError> {
+        let now = self.clock.now();
+        let outcome = self.repo.apply_attempt(inbox, attempt, now).await?;
+        if let AttemptApplied::Applied(a) = outcome {
+            self.applied(a);
+        }
+        Ok(outcome)
     }
 
     /// The board's histogram (cached), or `None` if the backend has none.

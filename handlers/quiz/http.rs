@@ -2,11 +2,9 @@
 //! and admin generation. Answers are revealed only for past days, or to a caller for the
 //! questions of their own attempt.
 
-use super::{Attempt, Generation, Question, Quiz, QuizError};
-use crate::app::App;
-use crate::kernel::QuizDay;
-use crate::platform::http::{ApiRequest, ApiResponse, Problem, json_response};
-use crate::users;
+use super::{Attempt, Generation, Question, Quiz, QuizError, QuizService};
+use crate::kernel::{DisplayName, QuizDay};
+use crate::platform::http::{ApiRequest, ApiResponse, Problem, RequestContext, json_response};
 use chrono::SecondsFormat;
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -33,7 +31,7 @@ pub fn problem(e: QuizError) -> Problem {
             Problem::conflict("already-reported", e.to_string())
         }
         QuizError::Generation(e) => Problem::internal(format!("quiz generation failed: {e}")),
-        QuizError::Store(e) => Problem::unavailable(e),
+        QuizError::Store(e) => Problem::storage(e),
     }
 }
 
@@ -100,32 +98,36 @@ fn quiz_response(status: StatusCode, quiz: &Quiz, reveal: bool) -> ApiResponse {
 
 /// `GET /api/quizzes/today`: today's quiz without answers (generated on demand if the timer
 /// has not run yet).
-pub async fn today(app: &App, req: ApiRequest) -> Result<ApiResponse, Problem> {
-    app.authenticate(&req).await?;
+pub async fn today(
+    quiz: &QuizService,
+    ctx: &RequestContext,
+    req: ApiRequest,
+) -> Result<ApiResponse, Problem> {
     req.query(&[])?;
-    let day = app.quiz.today();
-    let quiz = app
-        .quiz
-        .quiz_or_today(day, App::correlation_id(&req))
+    let day = ctx.today;
+    let quiz = quiz
+        .quiz_or_today(day, ctx.correlation_id.clone())
         .await
         .map_err(problem)?;
     Ok(quiz_response(StatusCode::OK, &quiz, false))
 }
 
 /// `GET /api/quizzes/{date}`: past days with answers, today without, future days 404.
-pub async fn by_date(app: &App, req: ApiRequest) -> Result<ApiResponse, Problem> {
-    app.authenticate(&req).await?;
+pub async fn by_date(
+    quiz: &QuizService,
+    ctx: &RequestContext,
+    req: ApiRequest,
+) -> Result<ApiResponse, Problem> {
     req.query(&[])?;
     let day = path_day(&req)?;
-    let today = app.quiz.today();
+    let today = ctx.today;
     if day > today {
         return Err(Problem::not_found(format!(
             "there is no quiz for {day} yet; today is {today}"
         )));
     }
-    let quiz = app
-        .quiz
-        .quiz_or_today(day, App::correlation_id(&req))
+    let quiz = quiz
+        .quiz_or_today(day, ctx.correlation_id.clone())
         .await
         .map_err(problem)?;
     Ok(quiz_response(StatusCode::OK, &quiz, day < today))
@@ -158,34 +160,30 @@ struct AttemptView<'a> {
     results: Vec<ResultView<'a>>,
 }
 
-/// `POST /api/quizzes/{date}/attempts`: the caller's one attempt at today's quiz.
-pub async fn submit(app: &App, req: ApiRequest) -> Result<ApiResponse, Problem> {
-    let caller = app.authenticate(&req).await?;
+/// `POST /api/quizzes/{date}/attempts`: the caller's one attempt at today's quiz, under the
+/// display name `registered` resolves once the request itself is valid (registration belongs
+/// to the users context; the composition root supplies the lookup).
+pub async fn submit(
+    quiz: &QuizService,
+    ctx: &RequestContext,
+    req: ApiRequest,
+    registered: impl Future<Output = Result<DisplayName, Problem>>,
+) -> Result<ApiResponse, Problem> {
+    let caller = &ctx.principal;
     req.query(&[])?;
     let day = path_day(&req)?;
     let body: AttemptBody = req.json()?;
-    let profile = app
-        .users
-        .profile(&caller.user_id)
-        .await
-        .map_err(|e| match e {
-            users::UsersError::NotRegistered(_) => {
-                Problem::forbidden("register first: POST /api/users/me with {\"displayName\": ...}")
-            }
-            other => users::http::problem(other),
-        })?;
-    let outcome = app
-        .quiz
+    let display_name = registered.await?;
+    let outcome = quiz
         .submit(
-            caller.user_id,
-            profile.display_name.as_str(),
+            caller.user_id.clone(),
+            display_name.as_str(),
             day,
             &body.answers,
-            App::correlation_id(&req),
+            ctx.correlation_id.clone(),
         )
         .await
         .map_err(problem)?;
-    app.dispatcher.nudge();
     let a = &outcome.attempt;
     let results = outcome
         .quiz
@@ -224,12 +222,15 @@ struct HistoryEntry {
 }
 
 /// `GET /api/users/me/attempts?limit=`: the caller's attempts, newest first.
-pub async fn history(app: &App, req: ApiRequest) -> Result<ApiResponse, Problem> {
-    let caller = app.authenticate(&req).await?;
+pub async fn history(
+    quiz: &QuizService,
+    ctx: &RequestContext,
+    req: ApiRequest,
+) -> Result<ApiResponse, Problem> {
+    let caller = &ctx.principal;
     let query = req.query(&["limit"])?;
     let limit = query.int("limit", 30, 1..=100)? as u32;
-    let attempts = app
-        .quiz
+    let attempts = quiz
         .history(&caller.user_id, limit)
         .await
         .map_err(problem)?;
@@ -251,17 +252,20 @@ pub async fn history(app: &App, req: ApiRequest) -> Result<ApiResponse, Problem>
 
 /// `GET /api/users/me/attempts/{date}/share`: a spoiler-free result line and a plain-text
 /// variant for screen readers; neither contains questions or answers.
-pub async fn share(app: &App, req: ApiRequest) -> Result<ApiResponse, Problem> {
-    let caller = app.authenticate(&req).await?;
+pub async fn share(
+    quiz: &QuizService,
+    ctx: &RequestContext,
+    req: ApiRequest,
+) -> Result<ApiResponse, Problem> {
+    let caller = &ctx.principal;
     req.query(&[])?;
     let day = path_day(&req)?;
-    let attempt = app
-        .quiz
+    let attempt = quiz
         .attempt(&caller.user_id, day)
         .await
         .map_err(problem)?
         .ok_or_else(|| Problem::not_found(format!("you have no attempt for {day}")))?;
-    let quiz = app.quiz.quiz(day).await.map_err(problem)?;
+    let quiz = quiz.quiz(day).await.map_err(problem)?;
     let marks: Vec<bool> = quiz
         .questions
         .iter()
@@ -292,8 +296,11 @@ pub async fn share(app: &App, req: ApiRequest) -> Result<ApiResponse, Problem> {
 
 /// `POST /api/admin/quizzes/{date}/generate[?force=true]` (role `admin`): 201 with the new
 /// quiz (answers included, for review); 409 if it exists, or with `force` if it has attempts.
-pub async fn admin_generate(app: &App, req: ApiRequest) -> Result<ApiResponse, Problem> {
-    app.authorize(&req, "admin").await?;
+pub async fn admin_generate(
+    quiz: &QuizService,
+    ctx: &RequestContext,
+    req: ApiRequest,
+) -> Result<ApiResponse, Problem> {
     let query = req.query(&["force"])?;
     let force = match query.get("force") {
         None | Some("false") => false,
@@ -306,22 +313,19 @@ pub async fn admin_generate(app: &App, req: ApiRequest) -> Result<ApiResponse, P
         }
     };
     let day = path_day(&req)?;
-    let correlation = App::correlation_id(&req);
-    let quiz = match app
-        .quiz
+    let correlation = ctx.correlation_id.clone();
+    let quiz = match quiz
         .ensure_generated(day, correlation.clone())
         .await
         .map_err(problem)?
     {
         Generation::Created(q) => q,
-        Generation::Existed(_) if force => app
-            .quiz
+        Generation::Existed(_) if force => quiz
             .regenerate(day, correlation)
             .await
             .map_err(problem)?,
         Generation::Existed(_) => return Err(problem(QuizError::AlreadyExists(day))),
     };
-    app.dispatcher.nudge();
     Ok(quiz_response(StatusCode::CREATED, &quiz, true))
 }
 
@@ -353,27 +357,33 @@ fn report_view(r: &super::QuestionReport) -> ReportView<'_> {
 
 /// `POST /api/quizzes/{date}/questions/{questionId}/reports {"reason"}`: a player reports a
 /// question of today's or a past quiz; one report per player per question (409 on repeat).
-pub async fn report(app: &App, req: ApiRequest) -> Result<ApiResponse, Problem> {
-    let caller = app.authenticate(&req).await?;
+pub async fn report(
+    quiz: &QuizService,
+    ctx: &RequestContext,
+    req: ApiRequest,
+) -> Result<ApiResponse, Problem> {
+    let caller = &ctx.principal;
     req.query(&[])?;
     let day = path_day(&req)?;
     let body: ReportBody = req.json()?;
     let question_id = req.param("questionId").to_owned();
-    let report = app
-        .quiz
-        .report(caller.user_id, day, &question_id, &body.reason)
+    let report = quiz
+        .report(caller.user_id.clone(), day, &question_id, &body.reason)
         .await
         .map_err(problem)?;
     Ok(json_response(StatusCode::CREATED, &report_view(&report)))
 }
 
 /// `GET /api/admin/reports?limit=&offset=` (role `admin`): reports, newest first.
-pub async fn admin_reports(app: &App, req: ApiRequest) -> Result<ApiResponse, Problem> {
-    app.authorize(&req, "admin").await?;
+pub async fn admin_reports(
+    quiz: &QuizService,
+    _ctx: &RequestContext,
+    req: ApiRequest,
+) -> Result<ApiResponse, Problem> {
     let query = req.query(&["limit", "offset"])?;
     let limit = query.int("limit", 50, 1..=200)? as u32;
     let offset = query.int("offset", 0, 0..=1_000_000)?;
-    let reports = app.quiz.reports(limit, offset).await.map_err(problem)?;
+    let reports = quiz.reports(limit, offset).await.map_err(problem)?;
     let views: Vec<ReportView<'_>> = reports.iter().map(report_view).collect();
     Ok(json_response(
         StatusCode::OK,

@@ -7,16 +7,18 @@
 pub mod bank;
 pub mod http;
 pub mod openai;
+pub mod store;
 pub mod timer;
 
+use crate::kernel::events::{DailyQuizGeneratedV1, EventType, QuizAttemptEvaluatedV1};
 use crate::kernel::{QuizDay, UserId};
 use crate::platform::clock::Clock;
-use crate::platform::events::{DailyQuizGeneratedV1, EventType, NewEvent, QuizAttemptEvaluatedV1};
+use crate::platform::events::NewEvent;
 use crate::platform::store::StoreError;
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 /// Questions per quiz.
@@ -453,7 +455,7 @@ impl QuizService {
 
     /// The quiz of `day`, from the cache when fresh.
     pub async fn quiz(&self, day: QuizDay) -> Result<Arc<Quiz>, QuizError> {
-        if let Some((quiz, at)) = self.cache.read().expect("cache lock").get(&day)
+        if let Some((quiz, at)) = self.cache.read().unwrap_or_else(PoisonError::into_inner).get(&day)
             && at.elapsed() < CACHE_TTL
         {
             return Ok(quiz.clone());
@@ -464,7 +466,7 @@ impl QuizService {
     }
 
     fn remember(&self, quiz: Arc<Quiz>) {
-        let mut cache = self.cache.write().expect("cache lock");
+        let mut cache = self.cache.write().unwrap_or_else(PoisonError::into_inner);
         if cache.len() >= CACHE_MAX_DAYS
             && !cache.contains_key(&quiz.day)
             && let Some(oldest) = cache.keys().min().copied()
@@ -593,6 +595,7 @@ impl QuizService {
                 quiz_date: day.to_string(),
                 iso_week: day.iso_week(),
                 score: attempt.score,
+                max_score: attempt.total * POINTS_PER_CORRECT,
                 correct: attempt.correct,
                 total: attempt.total,
                 submitted_at: now.to_rfc3339_opts(SecondsFormat::Millis, true),

@@ -2,10 +2,12 @@
 //! publishes `UserRegistered`; reads nothing from other contexts.
 
 pub mod http;
+pub mod store;
 
+use crate::kernel::events::{EventType, UserRegisteredV1};
 use crate::kernel::{DisplayName, UserId};
 use crate::platform::clock::Clock;
-use crate::platform::events::{EventType, NewEvent, UserRegisteredV1};
+use crate::platform::events::NewEvent;
 use crate::platform::store::StoreError;
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};

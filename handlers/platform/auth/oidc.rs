@@ -13,7 +13,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 /// What the verifier needs to know about the issuer and the API.
@@ -106,7 +106,7 @@ impl OidcVerifier {
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         let now = jsonwebtoken::get_current_timestamp();
         let digest = token_digest(token);
-        if let Some((p, exp)) = self.verified.read().expect("lock").get(&digest)
+        if let Some((p, exp)) = self.verified.read().unwrap_or_else(PoisonError::into_inner).get(&digest)
             && now <= exp + self.settings.leeway.as_secs()
         {
             return Ok(p.clone());
@@ -140,7 +140,7 @@ impl OidcVerifier {
             .claims;
         let principal = self.principal_of(&claims)?;
         let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or(now);
-        let mut cache = self.verified.write().expect("lock");
+        let mut cache = self.verified.write().unwrap_or_else(PoisonError::into_inner);
         if cache.len() >= VERIFIED_CACHE_MAX {
             cache.clear();
         }
@@ -199,7 +199,7 @@ impl OidcVerifier {
         let recently = self
             .keys
             .read()
-            .expect("lock")
+            .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
             .is_some_and(|k| k.fetched.elapsed() < self.settings.min_refresh);
         if !recently {
@@ -215,7 +215,7 @@ impl OidcVerifier {
     fn stale(&self) -> bool {
         self.keys
             .read()
-            .expect("lock")
+            .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
             .is_none_or(|k| Instant::now() >= k.fresh_until)
     }
@@ -224,14 +224,14 @@ impl OidcVerifier {
     async fn refresh_keys(&self) -> Result<(), AuthError> {
         match self.fetch().await {
             Ok(set) => {
-                *self.keys.write().expect("lock") = Some(set);
-                self.verified.write().expect("lock").clear();
+                *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Some(set);
+                self.verified.write().unwrap_or_else(PoisonError::into_inner).clear();
                 Ok(())
             }
-            Err(e) if self.keys.read().expect("lock").is_none() => Err(e),
+            Err(e) if self.keys.read().unwrap_or_else(PoisonError::into_inner).is_none() => Err(e),
             Err(e) => {
                 tracing::warn!(error = %e, "JWKS refresh failed; keeping the last good keys");
-                if let Some(k) = self.keys.write().expect("lock").as_mut() {
+                if let Some(k) = self.keys.write().unwrap_or_else(PoisonError::into_inner).as_mut() {
                     // Try again after the rate limit, not on every request.
                     k.fetched = Instant::now();
                     k.fresh_until = Instant::now() + self.settings.min_refresh;
@@ -242,7 +242,7 @@ impl OidcVerifier {
     }
 
     fn cached_key(&self, kid: &str) -> Option<(DecodingKey, Algorithm, String)> {
-        let keys = self.keys.read().expect("lock");
+        let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
         let set = keys.as_ref()?;
         set.keys
             .get(kid)
@@ -311,7 +311,7 @@ impl OidcVerifier {
     pub fn jwks_uri(&self) -> Option<String> {
         self.keys
             .read()
-            .expect("lock")
+            .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
             .map(|k| k.jwks_uri.clone())
     }

@@ -1,8 +1,8 @@
 //! The local stand-in for Service Bus topics: an `EventPublisher` that delivers each event to
 //! every function whose function.json subscribes to the event's topic, by POSTing a real
-//! Service Bus trigger invocation (the shape of shared/fixtures/functions-host/
-//! servicebus-topic-invocation.json: body double-encoded, `MessageId`, `DeliveryCount`, ...) to
-//! the handler. Like Service Bus with the Functions trigger, a failed invocation is redelivered
+//! Service Bus trigger invocation (the shape the host builds in its custom-handler invocation
+//! code, see tests/fixtures/functions-host/servicebus-topic-invocation.json: body
+//! double-encoded, `MessageId`, `DeliveryCount`, ...) to the handler. Like Service Bus with the Functions trigger, a failed invocation is redelivered
 //! with `DeliveryCount + 1` up to `MAX_DELIVERIES`, then dead-lettered (appended to a file).
 //!
 //! `publish` returns only after every subscriber has acknowledged or dead-lettered, so an event
@@ -10,15 +10,15 @@
 //! stays in the outbox.
 
 use super::manifest::{FunctionApp, Trigger};
-use crate::app::App;
+use crate::platform::clock::Clock;
 use crate::platform::outbox::{EventPublisher, PublishError};
 use crate::platform::store::PendingEvent;
 use async_trait::async_trait;
-use chrono::{SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::{OnceLock, Weak};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// Service Bus's default max delivery count.
@@ -29,26 +29,34 @@ pub struct LocalBus {
     functions: FunctionApp,
     http: reqwest::Client,
     dead_letter: PathBuf,
-    app: OnceLock<Weak<App>>,
+    clock: Arc<dyn Clock>,
+    /// The handler's base URL, known once it has bound its listener.
+    target: OnceLock<String>,
 }
 
 impl LocalBus {
-    pub fn new(functions: FunctionApp, http: reqwest::Client, dead_letter: PathBuf) -> Self {
+    pub fn new(
+        functions: FunctionApp,
+        http: reqwest::Client,
+        dead_letter: PathBuf,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self {
             functions,
             http,
             dead_letter,
-            app: OnceLock::new(),
+            clock,
+            target: OnceLock::new(),
         }
     }
 
-    /// Connects the bus to the handler whose URL it delivers to.
-    pub fn attach(&self, app: Weak<App>) {
-        let _ = self.app.set(app);
+    /// Points the bus at the handler it delivers to (`http://127.0.0.1:<port>`).
+    pub fn attach(&self, handler_url: String) {
+        let _ = self.target.set(handler_url);
     }
 
     fn handler_url(&self) -> Option<String> {
-        self.app.get()?.upgrade().map(|a| a.self_url().to_owned())
+        self.target.get().cloned()
     }
 
     async fn deliver(
@@ -62,7 +70,7 @@ impl LocalBus {
         let url = format!("{base}/{function}");
         let mut backoff = Duration::from_millis(50);
         for delivery in 1..=MAX_DELIVERIES {
-            let body = invocation_body(function, binding, ev, delivery);
+            let body = invocation_body(function, binding, ev, delivery, self.clock.now());
             let sent = self
                 .http
                 .post(&url)
@@ -103,7 +111,7 @@ impl LocalBus {
     }
 
     fn dead_letter(&self, function: &str, subscription: &str, ev: &PendingEvent) {
-        let line = json!({ "function": function, "subscription": subscription, "eventId": ev.event_id, "topic": ev.topic, "payload": ev.payload, "at": Utc::now().to_rfc3339() });
+        let line = json!({ "function": function, "subscription": subscription, "eventId": ev.event_id, "topic": ev.topic, "payload": ev.payload, "at": self.clock.now().to_rfc3339() });
         let written = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -154,9 +162,14 @@ impl EventPublisher for LocalBus {
 }
 
 /// A Service Bus trigger invocation body as the host builds it (functions-host.md §2, §6).
-pub fn invocation_body(function: &str, binding: &str, ev: &PendingEvent, delivery: u32) -> Value {
+pub fn invocation_body(
+    function: &str,
+    binding: &str,
+    ev: &PendingEvent,
+    delivery: u32,
+    now: DateTime<Utc>,
+) -> Value {
     let enc = |s: &str| Value::String(serde_json::to_string(s).expect("string"));
-    let now = Utc::now();
     let mut meta = Map::new();
     meta.insert("DeliveryCount".into(), Value::String(delivery.to_string()));
     meta.insert("LockToken".into(), enc(&uuid::Uuid::new_v4().to_string()));

@@ -11,6 +11,7 @@
 use super::local_bus::HOST_VERSION;
 use super::manifest::{FunctionApp, RouteMatch, Trigger};
 use crate::platform::auth::dev_issuer;
+use crate::platform::clock::Clock;
 use crate::platform::http::server::Handler;
 use crate::platform::http::{ApiRequest, ApiResponse, Problem, json_response};
 use async_trait::async_trait;
@@ -19,6 +20,7 @@ use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
 use http::StatusCode;
 use serde_json::{Value, json};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Parses a 6-field NCRONTAB expression (`{second} {minute} {hour} {day} {month} {day-of-week}`).
@@ -43,6 +45,7 @@ pub fn timer_invocation(
     last: Option<DateTime<Utc>>,
     next: DateTime<Utc>,
     past_due: bool,
+    now: DateTime<Utc>,
 ) -> Value {
     let fmt = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, false);
     let last = last
@@ -56,7 +59,7 @@ pub fn timer_invocation(
         }},
         "Metadata": { "sys": {
             "MethodName": function,
-            "UtcNow": Utc::now().to_rfc3339_opts(SecondsFormat::Nanos, true),
+            "UtcNow": now.to_rfc3339_opts(SecondsFormat::Nanos, true),
             "RandGuid": uuid::Uuid::new_v4().to_string(),
         }},
     })
@@ -67,14 +70,21 @@ pub struct LocalHost {
     functions: FunctionApp,
     handler_url: String,
     http: reqwest::Client,
+    clock: Arc<dyn Clock>,
 }
 
 impl LocalHost {
-    pub fn new(functions: FunctionApp, handler_url: String, http: reqwest::Client) -> Self {
+    pub fn new(
+        functions: FunctionApp,
+        handler_url: String,
+        http: reqwest::Client,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self {
             functions,
             handler_url,
             http,
+            clock,
         }
     }
 
@@ -92,16 +102,17 @@ impl LocalHost {
             let cron = parse_ncrontab(schedule)
                 .map_err(|e| anyhow::anyhow!("function {}: {e}", f.name))?;
             let (name, binding, run_now) = (f.name.clone(), binding.clone(), *run_on_startup);
-            let (url, http, mut shutdown) = (
+            let (url, http, clock, mut shutdown) = (
                 format!("{}/{}", self.handler_url, f.name),
                 self.http.clone(),
+                self.clock.clone(),
                 shutdown.clone(),
             );
             tokio::spawn(async move {
                 let mut last: Option<DateTime<Utc>> = None;
                 let mut fire_now = run_now;
                 loop {
-                    let now = Utc::now();
+                    let now = clock.now();
                     let Ok(next) = cron.find_next_occurrence(&now, false) else {
                         tracing::error!(function = %name, "schedule has no next occurrence; timer stopped");
                         return;
@@ -114,7 +125,7 @@ impl LocalHost {
                         }
                     }
                     fire_now = false;
-                    let body = timer_invocation(&name, &binding, last, next, false);
+                    let body = timer_invocation(&name, &binding, last, next, false, clock.now());
                     let res = http
                         .post(&url)
                         .header(

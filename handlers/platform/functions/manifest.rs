@@ -241,51 +241,41 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_sample_app_of_the_shared_fixtures_parses() {
+    fn the_sample_app_of_the_host_fixtures_parses() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/fixtures/functions-host/app");
-        if !dir.exists() {
-            // Always present here and in this project's CI; GitHub runners have no ../shared.
-            if std::env::var("GITHUB_ACTIONS").as_deref() == Ok("true") {
-                use std::io::Write;
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "skipped: ../shared/fixtures/functions-host/app is not beside the clone on this runner"
-                );
-                return;
-            }
-            panic!("../shared/fixtures/functions-host/app is missing beside the repo");
-        }
+            .join("tests/fixtures/functions-host/app");
         let read = |n: &str| std::fs::read_to_string(dir.join(n).join("function.json")).unwrap();
         let (a, b, c) = (
-            read("CreateOrder"),
-            read("OrderBilling"),
-            read("TimerCleanup"),
+            read("QuizReportQuestion"),
+            read("LeaderboardOnAttemptEvaluated"),
+            read("GenerateDailyQuiz"),
         );
         let host = std::fs::read_to_string(dir.join("host.json")).unwrap();
         let app = FunctionApp::parse(
             &[
-                ("CreateOrder", &a),
-                ("OrderBilling", &b),
-                ("TimerCleanup", &c),
+                ("QuizReportQuestion", &a),
+                ("LeaderboardOnAttemptEvaluated", &b),
+                ("GenerateDailyQuiz", &c),
             ],
             &host,
         )
         .unwrap();
-        match app.route(&Method::POST, "/api/orders/contoso") {
+        let path = "/api/quizzes/2026-02-10/questions/ai-2026-02-10-3/reports";
+        match app.route(&Method::POST, path) {
             RouteMatch::Found { function, params } => {
-                assert_eq!(function.name, "CreateOrder");
-                assert_eq!(params["tenant"], "contoso");
+                assert_eq!(function.name, "QuizReportQuestion");
+                assert_eq!(params["date"], "2026-02-10");
+                assert_eq!(params["questionId"], "ai-2026-02-10-3");
             }
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            app.route(&Method::GET, "/api/orders/contoso"),
+            app.route(&Method::GET, path),
             RouteMatch::MethodNotAllowed { .. }
         ));
-        assert_eq!(app.subscribers("orders").count(), 1);
+        assert_eq!(app.subscribers("quiz-attempt-evaluated").count(), 1);
         assert!(
-            matches!(app.get("TimerCleanup").unwrap().trigger, Trigger::Timer { ref schedule, .. } if schedule == "0 */5 * * * *")
+            matches!(app.get("GenerateDailyQuiz").unwrap().trigger, Trigger::Timer { ref schedule, .. } if schedule == "0 0 0 * * *")
         );
     }
 

@@ -3,17 +3,22 @@
 //! (`local_host`: HTTP forwarding and timers) and for Service Bus (`local_bus`). The local
 //! stand-ins reach the handler only through the same HTTP protocol the real host uses.
 
+pub mod consumer;
 pub mod local_bus;
 pub mod local_host;
 pub mod manifest;
 pub mod protocol;
 
-use crate::app::App;
 use crate::platform::http::{ApiRequest, ApiResponse, json_response};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use protocol::{InvocationRequest, InvocationResponse};
 use serde_json::{Map, Value, json};
+
+/// Why an invocation failed; the host retries (Service Bus redelivers) on any of these.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct InvocationFailure(pub String);
 
 /// The reply to an invocation: always a JSON object with `application/json`; a non-2xx status
 /// only for failures the host should retry.
@@ -23,12 +28,16 @@ pub fn invocation_reply(status: StatusCode, body: InvocationResponse) -> ApiResp
 
 /// Serves an HTTP function invoked through the JSON protocol (forwarding disabled): rebuilds
 /// the request from `Data.<binding>` and wraps the answer in `Outputs.res`.
-pub async fn non_forwarded_http(
-    app: &App,
-    name: &str,
+pub async fn non_forwarded_http<F, Fut>(
+    functions: &manifest::FunctionApp,
     binding: &str,
     inv: &InvocationRequest,
-) -> ApiResponse {
+    serve: F,
+) -> ApiResponse
+where
+    F: FnOnce(ApiRequest) -> Fut,
+    Fut: std::future::Future<Output = ApiResponse>,
+{
     let req = match request_from_invocation(inv, binding) {
         Ok(r) => r,
         Err(e) => {
@@ -36,11 +45,10 @@ pub async fn non_forwarded_http(
         }
     };
     let mut req = req;
-    if let manifest::RouteMatch::Found { params, .. } = app.functions.route(&req.method, &req.path)
-    {
+    if let manifest::RouteMatch::Found { params, .. } = functions.route(&req.method, &req.path) {
         req.params = params;
     }
-    let res = app.http_function(name, req).await;
+    let res = serve(req).await;
     let headers: Map<String, Value> = res
         .headers()
         .iter()

@@ -1,4 +1,6 @@
-//! The custom-handler invocation protocol (reference: shared/reference/functions-host.md §2–6):
+//! The custom-handler invocation protocol (the shapes the host builds in its custom-handler invocation code,
+//! github.com/Azure/azure-functions-host `src/WebJobs.Script/Workers/Http`; examples in
+//! tests/fixtures/functions-host):
 //! what the host POSTs to `/{FunctionName}` for non-HTTP triggers and what it accepts back.
 //!
 //! Decoding rules that are easy to get wrong and are therefore centralised here:

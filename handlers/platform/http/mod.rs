@@ -1,9 +1,11 @@
 //! The HTTP edge shared by the handler server and the local host: the request type handlers
 //! see, response helpers, problem details and body/query parsing with precise errors.
 
+mod context;
 mod problem;
 pub mod server;
 
+pub use context::RequestContext;
 pub use problem::Problem;
 
 use bytes::Bytes;

@@ -99,6 +99,16 @@ impl Problem {
         .with_header(header::RETRY_AFTER, "1".to_owned())
     }
 
+    /// A storage failure keeps its meaning: transient → 503 with `Retry-After` (try again),
+    /// permanent → 500 (a bug or bad data that a retry would repeat).
+    pub fn storage(e: crate::platform::store::StoreError) -> Self {
+        if e.is_transient() {
+            Self::unavailable(e)
+        } else {
+            Self::internal(e)
+        }
+    }
+
     pub fn with_header(mut self, name: header::HeaderName, value: String) -> Self {
         self.extra_headers.push((name, value));
         self

@@ -1,10 +1,8 @@
-//! Storage ports shared by all contexts and the backend selection. Each context defines its own
-//! repository trait next to its domain; this module holds what they share: the error type, the
-//! inbox key consumers record with their effect, the outbox/poison port and `open`, which turns
-//! `QOTD_DATABASE_URL` into one backend implementing every trait.
-//!
-//! Every SQL dialect detail lives inside a backend module (`sqlite`, `mssql`); contexts never
-//! see SQL.
+//! The database engines and what every store shares. Each context defines its repository
+//! trait next to its domain and implements it for both engines in its own `store/` folder; this
+//! module holds the engines (`sqlite`, `mssql`: connections, transactions, migrations, the
+//! outbox/inbox/poison tables), the error type, the inbox key consumers record with their
+//! effect, the outbox/poison port and `open`, which turns `QOTD_DATABASE_URL` into one engine.
 
 pub mod mssql;
 pub mod sqlite;
@@ -15,14 +13,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Why a storage call failed. Callers treat every variant as "not done": nothing was written.
+/// Only `Unavailable` is worth retrying; the others are bugs or bad data that a retry repeats.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The database could not be reached or is busy; retrying later may succeed.
+    /// Transient: the database could not be reached, timed out, deadlocked or throttled;
+    /// retrying later may succeed (HTTP 503 + `Retry-After`; consumers fail for redelivery).
     #[error("database unavailable: {0}")]
     Unavailable(String),
-    /// Stored data broke an invariant the code relies on (a bug or manual edit).
+    /// Permanent: the database refused the statement (constraint, type, syntax): a bug or bad
+    /// input that a retry would repeat (HTTP 500; consumers store the message as poison).
+    #[error("database refused the operation: {0}")]
+    Refused(String),
+    /// Permanent: stored data broke an invariant the code relies on (a bug or manual edit).
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+}
+
+impl StoreError {
+    /// Whether trying again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
 }
 
 /// Idempotency key of one consumer's handling of one event: recorded in the same transaction as
@@ -98,13 +109,21 @@ pub trait EventStore: Send + Sync {
     async fn ping(&self) -> Result<(), StoreError>;
 }
 
-/// One backend, seen through every port it implements.
+/// One opened engine. Each context turns it into its own repository (`<context>::store::repo`).
 #[derive(Clone)]
-pub struct Stores {
-    pub users: Arc<dyn crate::users::UsersRepo>,
-    pub quiz: Arc<dyn crate::quiz::QuizRepo>,
-    pub leaderboard: Arc<dyn crate::leaderboard::LeaderboardRepo>,
-    pub events: Arc<dyn EventStore>,
+pub enum Database {
+    Sqlite(Arc<sqlite::Sqlite>),
+    Mssql(Arc<mssql::Mssql>),
+}
+
+impl Database {
+    /// The outbox/poison port of this engine.
+    pub fn events(&self) -> Arc<dyn EventStore> {
+        match self {
+            Self::Sqlite(db) => db.clone(),
+            Self::Mssql(db) => db.clone(),
+        }
+    }
 }
 
 /// Where the data lives, parsed from `QOTD_DATABASE_URL`.
@@ -166,31 +185,15 @@ fn redact_url(raw: &str) -> String {
 
 /// Opens the backend, applying pending migrations first; SQL Server pool settings come from
 /// the environment (`QOTD_SQL_*`).
-pub async fn open(url: &DatabaseUrl) -> anyhow::Result<Stores> {
+pub async fn open(url: &DatabaseUrl) -> anyhow::Result<Database> {
     let sql = mssql::SqlSettings::from_lookup(|k| std::env::var(k).ok())?;
     open_with(url, &sql).await
 }
 
 /// Opens the backend with already validated SQL Server pool settings.
-pub async fn open_with(url: &DatabaseUrl, sql: &mssql::SqlSettings) -> anyhow::Result<Stores> {
-    match url {
-        DatabaseUrl::Sqlite(path) => {
-            let db = Arc::new(sqlite::Sqlite::open(path)?);
-            Ok(Stores {
-                users: db.clone(),
-                quiz: db.clone(),
-                leaderboard: db.clone(),
-                events: db,
-            })
-        }
-        DatabaseUrl::Mssql(cs) => {
-            let db = Arc::new(mssql::Mssql::open(cs, sql).await?);
-            Ok(Stores {
-                users: db.clone(),
-                quiz: db.clone(),
-                leaderboard: db.clone(),
-                events: db,
-            })
-        }
-    }
+pub async fn open_with(url: &DatabaseUrl, sql: &mssql::SqlSettings) -> anyhow::Result<Database> {
+    Ok(match url {
+        DatabaseUrl::Sqlite(path) => Database::Sqlite(Arc::new(sqlite::Sqlite::open(path)?)),
+        DatabaseUrl::Mssql(cs) => Database::Mssql(Arc::new(mssql::Mssql::open(cs, sql).await?)),
+    })
 }

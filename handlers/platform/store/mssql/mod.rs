@@ -1,5 +1,6 @@
-//! The Azure SQL / SQL Server backend: tiberius 0.12 pooled with bb8, implementing every
-//! repository trait and the outbox/inbox port with the same semantics as the SQLite backend.
+//! The Azure SQL / SQL Server engine: tiberius 0.12 pooled with bb8, with the outbox/inbox
+//! port and the same semantics as the SQLite engine. Each context implements its repository
+//! on it in `<context>/store/mssql.rs`, with its statements in `<context>/store/tsql.rs`.
 //!
 //! - Connection settings: an ADO.NET connection string in `QOTD_DATABASE_URL`, parsed strictly
 //!   by [`connstr`]; pool size and timeouts from [`settings`].
@@ -16,21 +17,19 @@
 
 pub mod connstr;
 mod events;
-mod leaderboard;
 pub mod migrate;
 pub mod pool;
-mod quiz;
 pub mod retry;
 pub mod settings;
 pub mod sql;
-mod users;
 
 pub use connstr::ConnectionString;
 pub use settings::SqlSettings;
 
 use super::StoreError;
 use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
-use pool::{Conn, LogSink, Manager};
+pub use pool::Conn;
+use pool::{LogSink, Manager};
 use retry::{Failure, RetryPolicy};
 use std::future::Future;
 use std::marker::PhantomData;
@@ -105,10 +104,12 @@ impl From<tiberius::error::Error> for DbError {
 
 impl From<DbError> for StoreError {
     fn from(e: DbError) -> Self {
-        if e.corrupt {
-            StoreError::Corrupt(e.message)
-        } else {
-            StoreError::Unavailable(e.message)
+        match (e.corrupt, e.failure) {
+            (true, _) => StoreError::Corrupt(e.message),
+            (false, Failure::Permanent) => StoreError::Refused(e.message),
+            // Transient, no connection, or a COMMIT whose outcome is unknown: not known to be
+            // wrong, so the caller may try again later (idempotent writes make that safe).
+            (false, _) => StoreError::Unavailable(e.message),
         }
     }
 }
@@ -365,13 +366,13 @@ pub(crate) async fn insert_event(
     conn: &mut Conn,
     ev: &crate::platform::events::NewEvent,
 ) -> Result<(), DbError> {
-    let now = ms(Utc::now());
+    let now = ms(ev.created_at);
     conn.execute(
         sql::OUTBOX_INSERT,
         &[
             &ev.id.as_str(),
-            &ev.event_type.topic(),
-            &ev.event_type.cloud_type(),
+            &ev.topic,
+            &ev.cloud_type,
             &ev.subject.as_str(),
             &ev.correlation_id.as_deref(),
             &ev.payload.as_str(),

@@ -1,5 +1,7 @@
-//! Every T-SQL statement the SQL Server backend sends, in one place, so that
-//! `tests/mssql_static.rs` can parse each of them ([`all_statements`]).
+//! Every T-SQL statement the SQL Server engine itself sends (sessions, transactions, the
+//! inbox/outbox/poison tables, goose's version table), so that `tests/mssql_static.rs` can
+//! parse each of them ([`all_statements`]). Each context keeps its own statements in
+//! `<context>/store/tsql.rs` under the same conventions.
 //!
 //! Conventions: parameters are `@P1..@Pn` (tiberius binds them through `sp_executesql`);
 //! timestamps are `datetime2(3)` in UTC, days are `date`. Inserts guarded by a key use
@@ -15,73 +17,6 @@ pub const PING: &str = "SELECT 1";
 pub const BEGIN: &str = "SET XACT_ABORT ON; BEGIN TRANSACTION";
 pub const COMMIT: &str = "COMMIT TRANSACTION";
 pub const ROLLBACK: &str = "IF @@TRANCOUNT > 0 ROLLBACK TRANSACTION";
-
-// users ---------------------------------------------------------------------------------------
-
-pub const PROFILE_INSERT: &str = "INSERT INTO users.profiles (user_id, display_name, registered_at) SELECT @P1, @P2, @P3 WHERE NOT EXISTS (SELECT 1 FROM users.profiles WITH (UPDLOCK, HOLDLOCK) WHERE user_id = @P1)";
-pub const PROFILE_SELECT: &str =
-    "SELECT user_id, display_name, registered_at FROM users.profiles WHERE user_id = @P1";
-
-// quiz ----------------------------------------------------------------------------------------
-
-pub const QUIZ_INSERT: &str = "INSERT INTO quiz.quizzes (quiz_date, source, generated_at, provenance) SELECT @P1, @P2, @P3, @P4 WHERE NOT EXISTS (SELECT 1 FROM quiz.quizzes WITH (UPDLOCK, HOLDLOCK) WHERE quiz_date = @P1)";
-pub const QUESTION_INSERT: &str = "INSERT INTO quiz.questions (quiz_date, position, question_id, text, choices, correct_choice, explanation, category, difficulty) VALUES (@P1, @P2, @P3, @P4, @P5, @P6, @P7, @P8, @P9)";
-/// Locks the day's quiz row for a replacement (no row: there is nothing to replace).
-pub const QUIZ_LOCK: &str =
-    "SELECT quiz_date FROM quiz.quizzes WITH (UPDLOCK, HOLDLOCK) WHERE quiz_date = @P1";
-/// Whether the day has attempts; HOLDLOCK keeps the day's range locked until the replacement
-/// commits, so no attempt can slip in between the check and the new questions.
-pub const QUIZ_HAS_ATTEMPTS: &str =
-    "SELECT TOP (1) 1 FROM quiz.attempts WITH (HOLDLOCK) WHERE quiz_date = @P1";
-pub const QUESTIONS_DELETE: &str = "DELETE FROM quiz.questions WHERE quiz_date = @P1";
-pub const QUIZ_UPDATE: &str = "UPDATE quiz.quizzes SET source = @P2, generated_at = @P3, provenance = @P4 WHERE quiz_date = @P1";
-/// The quiz and its questions in one statement (one consistent read, one round trip).
-pub const QUIZ_SELECT: &str = "SELECT q.source, q.generated_at, q.provenance, x.question_id, x.text, x.choices, x.correct_choice, x.explanation, x.category, x.difficulty FROM quiz.quizzes q LEFT JOIN quiz.questions x ON x.quiz_date = q.quiz_date WHERE q.quiz_date = @P1 ORDER BY x.position";
-pub const QUESTIONS_RECENT: &str =
-    "SELECT question_id, text FROM quiz.questions WHERE quiz_date >= @P1 AND quiz_date < @P2";
-pub const ATTEMPT_INSERT: &str = "INSERT INTO quiz.attempts (user_id, quiz_date, answers, correct_count, total, score, submitted_at) SELECT @P1, @P2, @P3, @P4, @P5, @P6, @P7 WHERE NOT EXISTS (SELECT 1 FROM quiz.attempts WITH (UPDLOCK, HOLDLOCK) WHERE user_id = @P1 AND quiz_date = @P2)";
-pub const ATTEMPT_SELECT: &str = "SELECT user_id, quiz_date, answers, correct_count, total, score, submitted_at FROM quiz.attempts WHERE user_id = @P1 AND quiz_date = @P2";
-pub const ATTEMPTS_BY_USER: &str = "SELECT TOP (@P2) user_id, quiz_date, answers, correct_count, total, score, submitted_at FROM quiz.attempts WHERE user_id = @P1 ORDER BY quiz_date DESC";
-pub const REPORT_INSERT: &str = "INSERT INTO quiz.reports (quiz_date, question_id, user_id, reason, created_at) SELECT @P1, @P2, @P3, @P4, @P5 WHERE NOT EXISTS (SELECT 1 FROM quiz.reports WITH (UPDLOCK, HOLDLOCK) WHERE quiz_date = @P1 AND question_id = @P2 AND user_id = @P3)";
-/// Newest first (index `quiz_reports_newest`). `FETCH NEXT @P1` is valid T-SQL that
-/// sqlparser 0.59 does not accept; see `PARSER_GAPS`.
-pub const REPORTS_PAGE: &str = "SELECT quiz_date, question_id, user_id, reason, created_at FROM quiz.reports ORDER BY created_at DESC, quiz_date, question_id, user_id OFFSET @P2 ROWS FETCH NEXT @P1 ROWS ONLY";
-
-// leaderboard ---------------------------------------------------------------------------------
-
-pub const PLAYER_INSERT: &str = "INSERT INTO leaderboard.players (user_id, display_name) SELECT @P1, @P2 WHERE NOT EXISTS (SELECT 1 FROM leaderboard.players WITH (UPDLOCK, HOLDLOCK) WHERE user_id = @P1)";
-pub const PLAYER_RENAME: &str =
-    "UPDATE leaderboard.players SET display_name = @P2 WHERE user_id = @P1";
-pub const PLAYER_STREAK_FOR_UPDATE: &str = "SELECT current_streak, best_streak, last_played FROM leaderboard.players WITH (UPDLOCK, HOLDLOCK) WHERE user_id = @P1";
-pub const PLAYER_APPLY_ATTEMPT: &str = "UPDATE leaderboard.players SET quizzes_played = quizzes_played + 1, total_score = total_score + @P2, current_streak = @P3, best_streak = @P4, last_played = @P5 WHERE user_id = @P1";
-pub const PLAYER_STATS: &str = "SELECT quizzes_played, total_score, current_streak, best_streak, last_played FROM leaderboard.players WHERE user_id = @P1";
-pub const SCORE_FOR_UPDATE: &str = "SELECT score FROM leaderboard.scores WITH (UPDLOCK, HOLDLOCK) WHERE period_key = @P1 AND user_id = @P2";
-pub const SCORE_INSERT: &str = "INSERT INTO leaderboard.scores (period_key, user_id, score, quizzes) VALUES (@P1, @P2, @P3, 1)";
-pub const SCORE_UPDATE: &str = "UPDATE leaderboard.scores SET score = @P3, quizzes = quizzes + 1 WHERE period_key = @P1 AND user_id = @P2";
-/// One more player with this score; HOLDLOCK holds the key range when the row is missing, so
-/// a concurrent first insert of the same score waits instead of colliding.
-pub const HISTOGRAM_INCREMENT: &str = "UPDATE leaderboard.histogram WITH (HOLDLOCK) SET players = players + 1 WHERE period_key = @P1 AND score = @P2";
-pub const HISTOGRAM_INSERT: &str =
-    "INSERT INTO leaderboard.histogram (period_key, score, players) VALUES (@P1, @P2, 1)";
-pub const HISTOGRAM_DECREMENT: &str = "UPDATE leaderboard.histogram SET players = players - 1 WHERE period_key = @P1 AND score = @P2 AND players > 1";
-pub const HISTOGRAM_DELETE: &str =
-    "DELETE FROM leaderboard.histogram WHERE period_key = @P1 AND score = @P2";
-pub const DAY_OPEN: &str = "INSERT INTO leaderboard.days (quiz_date, opened_at) SELECT @P1, @P2 WHERE NOT EXISTS (SELECT 1 FROM leaderboard.days WITH (UPDLOCK, HOLDLOCK) WHERE quiz_date = @P1)";
-pub const DAY_OPENED: &str = "SELECT CASE WHEN EXISTS (SELECT 1 FROM leaderboard.days WHERE quiz_date = @P1) THEN CAST(1 AS bit) ELSE CAST(0 AS bit) END";
-/// A page of a board: an ordered range seek on `leaderboard_scores_top`
-/// (period_key, score DESC, user_id). `FETCH NEXT @P2`: see `PARSER_GAPS`.
-pub const BOARD_PAGE: &str = "SELECT s.user_id, COALESCE(p.display_name, s.user_id), s.score, s.quizzes FROM leaderboard.scores s LEFT JOIN leaderboard.players p ON p.user_id = s.user_id WHERE s.period_key = @P1 ORDER BY s.score DESC, s.user_id OFFSET @P3 ROWS FETCH NEXT @P2 ROWS ONLY";
-/// Players with a higher score: a seek on the histogram's primary key, summing a few hundred
-/// rows at most, however many players the board has.
-pub const PLAYERS_ABOVE: &str = "SELECT COALESCE(SUM(CAST(players AS bigint)), 0) FROM leaderboard.histogram WHERE period_key = @P1 AND score > @P2";
-/// A player's score and the number of players above it, in one statement.
-pub const STANDING: &str = "SELECT s.score, s.quizzes, (SELECT COALESCE(SUM(CAST(h.players AS bigint)), 0) FROM leaderboard.histogram h WHERE h.period_key = s.period_key AND h.score > s.score) FROM leaderboard.scores s WHERE s.period_key = @P1 AND s.user_id = @P2";
-/// A board's whole histogram, highest score first (a backward range seek on its primary key).
-pub const HISTOGRAM_SELECT: &str =
-    "SELECT score, players FROM leaderboard.histogram WHERE period_key = @P1 ORDER BY score DESC";
-pub const SCORE_SELECT: &str =
-    "SELECT score, quizzes FROM leaderboard.scores WHERE period_key = @P1 AND user_id = @P2";
-pub const PLAYER_COUNT: &str = "SELECT COALESCE(SUM(CAST(players AS bigint)), 0) FROM leaderboard.histogram WHERE period_key = @P1";
 
 // platform: inbox, outbox, poison -------------------------------------------------------------
 
@@ -122,20 +57,7 @@ pub const MIGRATION_LOCK: &str = "EXEC sp_getapplock @Resource = N'qotd.migratio
 /// Valid T-SQL that sqlparser 0.59's `MsSqlDialect` rejects: `(statement, construct, reason,
 /// (from, to))`. The static test checks the rest of each statement by parsing it with `from`
 /// replaced by `to`.
-pub const PARSER_GAPS: &[(&str, &str, &str, (&str, &str))] = &[
-    (
-        "REPORTS_PAGE",
-        "FETCH NEXT @P1 ROWS ONLY",
-        "sqlparser 0.59 accepts only a literal row count after FETCH; T-SQL accepts a parameter",
-        ("FETCH NEXT @P1", "FETCH NEXT 50"),
-    ),
-    (
-        "BOARD_PAGE",
-        "FETCH NEXT @P2 ROWS ONLY",
-        "sqlparser 0.59 accepts only a literal row count after FETCH; T-SQL accepts a parameter",
-        ("FETCH NEXT @P2", "FETCH NEXT 50"),
-    ),
-];
+pub const PARSER_GAPS: &[(&str, &str, &str, (&str, &str))] = &[];
 
 /// `(name, statement)` for every constant above.
 pub fn all_statements() -> Vec<(&'static str, &'static str)> {
@@ -148,41 +70,6 @@ pub fn all_statements() -> Vec<(&'static str, &'static str)> {
         BEGIN,
         COMMIT,
         ROLLBACK,
-        PROFILE_INSERT,
-        PROFILE_SELECT,
-        QUIZ_INSERT,
-        QUESTION_INSERT,
-        QUIZ_LOCK,
-        QUIZ_HAS_ATTEMPTS,
-        QUESTIONS_DELETE,
-        QUIZ_UPDATE,
-        QUIZ_SELECT,
-        QUESTIONS_RECENT,
-        ATTEMPT_INSERT,
-        ATTEMPT_SELECT,
-        ATTEMPTS_BY_USER,
-        REPORT_INSERT,
-        REPORTS_PAGE,
-        PLAYER_INSERT,
-        PLAYER_RENAME,
-        PLAYER_STREAK_FOR_UPDATE,
-        PLAYER_APPLY_ATTEMPT,
-        PLAYER_STATS,
-        SCORE_FOR_UPDATE,
-        SCORE_INSERT,
-        SCORE_UPDATE,
-        HISTOGRAM_INCREMENT,
-        HISTOGRAM_INSERT,
-        HISTOGRAM_DECREMENT,
-        HISTOGRAM_DELETE,
-        DAY_OPEN,
-        DAY_OPENED,
-        BOARD_PAGE,
-        PLAYERS_ABOVE,
-        STANDING,
-        HISTOGRAM_SELECT,
-        SCORE_SELECT,
-        PLAYER_COUNT,
         INBOX_INSERT,
         OUTBOX_INSERT,
         OUTBOX_CLAIM,

@@ -1,6 +1,7 @@
 //! Embedded, numbered SQLite migrations (`migrations/sqlite/NNNNN_name.sql`), applied in order
 //! inside one transaction each and recorded in `platform_schema_migrations`.
 
+use crate::platform::clock::Clock;
 use rusqlite::Connection;
 
 /// `(version, name, sql)` of every migration, in order.
@@ -45,7 +46,7 @@ pub fn apply(conn: &mut Connection) -> anyhow::Result<(i64, i64)> {
             .map_err(|e| anyhow::anyhow!("migration {version:05}_{name} failed: {e}"))?;
         tx.execute(
             "INSERT INTO platform_schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
-            rusqlite::params![version, name, super::ts(chrono::Utc::now())],
+            rusqlite::params![version, name, super::ts(crate::platform::clock::SystemClock.now())],
         )?;
         tx.commit()?;
         tracing::info!(version, name, "applied migration");

@@ -1,4 +1,6 @@
-//! The embedded SQLite backend: the local default, implementing every repository trait.
+//! The embedded SQLite engine: the local default. It owns the connections, the migrations and
+//! the shared tables (outbox, inbox, poison); each context implements its repository on it in
+//! `<context>/store/sqlite.rs` with the helpers below.
 //!
 //! Concurrency model: one writer connection (SQLite allows one writer at a time anyway), used
 //! from blocking threads behind a mutex, so write transactions queue in memory instead of
@@ -8,12 +10,8 @@
 //! other processes (e.g. `qotd generate` beside a running `qotd local`).
 
 mod events;
-mod leaderboard;
 mod migrate;
-mod quiz;
-mod users;
 
-pub use leaderboard::seed_board;
 pub use migrate::{MIGRATIONS, current_version};
 
 use super::StoreError;
@@ -67,7 +65,7 @@ impl Sqlite {
     }
 
     /// Runs `f` with the writer connection on a blocking thread.
-    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    pub async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
@@ -84,7 +82,7 @@ impl Sqlite {
     }
 
     /// Runs `f` with a pooled read-only connection on a blocking thread.
-    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
@@ -101,28 +99,42 @@ impl Sqlite {
     }
 }
 
-/// Maps a driver error: everything the driver reports is "not done, may work later".
-fn db(e: rusqlite::Error) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+/// Maps a driver error, keeping its meaning: busy, locked, I/O, full disk or a file that cannot
+/// be opened may work later (transient); anything else (a constraint, a type mismatch, a bad
+/// statement) is a bug or bad data that a retry repeats (permanent).
+pub fn db(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode as C;
+    match e.sqlite_error_code() {
+        Some(
+            C::DatabaseBusy
+            | C::DatabaseLocked
+            | C::SystemIoFailure
+            | C::DiskFull
+            | C::CannotOpen
+            | C::OutOfMemory
+            | C::ReadOnly,
+        ) => StoreError::Unavailable(e.to_string()),
+        _ => StoreError::Refused(e.to_string()),
+    }
 }
 
 /// The one timestamp format stored: RFC 3339, UTC, milliseconds (sorts as text).
-fn ts(t: DateTime<Utc>) -> String {
+pub fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn parse_ts(s: &str) -> Result<DateTime<Utc>, StoreError> {
+pub fn parse_ts(s: &str) -> Result<DateTime<Utc>, StoreError> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| StoreError::Corrupt(format!("bad timestamp '{s}': {e}")))
 }
 
-fn parse_day(s: &str) -> Result<crate::kernel::QuizDay, StoreError> {
+pub fn parse_day(s: &str) -> Result<crate::kernel::QuizDay, StoreError> {
     crate::kernel::QuizDay::parse(s).map_err(StoreError::Corrupt)
 }
 
 /// Records `inbox` inside `tx`; false when it was recorded before (a redelivery).
-fn record_inbox(
+pub fn record_inbox(
     tx: &rusqlite::Transaction<'_>,
     inbox: &super::InboxKey,
     now: DateTime<Utc>,
@@ -137,15 +149,15 @@ fn record_inbox(
 }
 
 /// Writes an outbox row inside the caller's transaction (the outbox invariant).
-fn insert_event(
+pub fn insert_event(
     tx: &rusqlite::Transaction<'_>,
     ev: &crate::platform::events::NewEvent,
 ) -> Result<(), StoreError> {
-    let now = ts(Utc::now());
+    let now = ts(ev.created_at);
     tx.execute(
         "INSERT INTO platform_outbox (event_id, topic, event_type, subject, correlation_id, payload, created_at, available_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-        rusqlite::params![ev.id, ev.event_type.topic(), ev.event_type.cloud_type(), ev.subject, ev.correlation_id, ev.payload, now],
+        rusqlite::params![ev.id, ev.topic, ev.cloud_type, ev.subject, ev.correlation_id, ev.payload, now],
     )
     .map_err(db)?;
     Ok(())

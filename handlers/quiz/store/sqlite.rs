@@ -1,6 +1,6 @@
 //! `QuizRepo` on SQLite (`quiz_quizzes`, `quiz_questions`, `quiz_attempts`).
 
-use super::{Sqlite, db, insert_event, parse_day, parse_ts, ts};
+use crate::platform::store::sqlite::{Sqlite, db, insert_event, parse_day, parse_ts, ts};
 use crate::kernel::{QuizDay, UserId};
 use crate::platform::events::NewEvent;
 use crate::platform::store::StoreError;

@@ -1,6 +1,6 @@
 //! `UsersRepo` on SQLite (`users_profiles`).
 
-use super::{Sqlite, db, insert_event, parse_ts, ts};
+use crate::platform::store::sqlite::{Sqlite, db, insert_event, parse_ts, ts};
 use crate::kernel::{DisplayName, UserId};
 use crate::platform::events::NewEvent;
 use crate::platform::store::StoreError;

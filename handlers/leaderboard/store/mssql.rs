@@ -9,16 +9,16 @@
 //! one after the other, never both on the same old value. Histogram rows are changed with
 //! atomic `players = players +/- 1` updates.
 
-use super::{
-    Conn, DbError, Mssql, Tx, col, day, ms, opt_col, parse_day, record_inbox, sql, text, unsigned,
-};
+use super::tsql as sql;
+use crate::platform::store::mssql::{Conn, DbError, Mssql, Tx, col, day, ms, opt_col, parse_day, record_inbox, text, unsigned};
 use crate::kernel::{QuizDay, Streak, UserId};
+use crate::leaderboard::scoring::{self, PlayerBefore, ScoreWrite, boards_of, rank_page};
 use crate::leaderboard::{
-    BoardRow, LeaderboardRepo, Period, PlayerStats, RankedRow, ScoredAttempt, Standing,
+    AttemptApplied, BoardRow, LeaderboardRepo, PlayerStats, RankedRow, ScoredAttempt, Standing,
 };
 use crate::platform::store::{Applied, InboxKey, StoreError};
 use async_trait::async_trait;
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 /// The inbox key whose violation means "processed before".
 const INBOX_PK: &str = "platform_inbox_pk";
@@ -53,42 +53,42 @@ async fn bump_histogram(c: &mut Conn, key: &str, score: u32, up: bool) -> Result
     Ok(())
 }
 
-async fn add_score(c: &mut Conn, key: &str, user: &str, points: u32) -> Result<(), DbError> {
+/// Reads (and locks) the player's row on one board.
+async fn board_score(c: &mut Conn, key: &str, user: &str) -> Result<Option<(u32, u32)>, DbError> {
     let rows = c.query(sql::SCORE_FOR_UPDATE, &[&key, &user]).await?;
-    let old: Option<u32> = rows
-        .first()
+    rows.first()
         .map(|r| {
-            col::<i32>(r, 0, "leaderboard.scores.score").and_then(|s| unsigned(s.into(), "score"))
+            Ok((
+                unsigned(col::<i32>(r, 0, "leaderboard.scores.score")?.into(), "score")?,
+                unsigned(col::<i32>(r, 1, "leaderboard.scores.quizzes")?.into(), "quizzes")?,
+            ))
         })
-        .transpose()?;
-    let new = old.unwrap_or(0) + points;
-    let new_sql = int(new, "score")?;
-    match old {
-        Some(_) => {
-            c.execute(sql::SCORE_UPDATE, &[&key, &user, &new_sql])
-                .await?
-        }
-        None => {
-            c.execute(sql::SCORE_INSERT, &[&key, &user, &new_sql])
-                .await?
-        }
+        .transpose()
+}
+
+async fn write_score(c: &mut Conn, user: &str, w: &ScoreWrite) -> Result<(), DbError> {
+    let key = w.period_key.as_str();
+    let (score, quizzes) = (int(w.score, "score")?, int(w.quizzes, "quizzes")?);
+    match w.previous {
+        Some(_) => c.execute(sql::SCORE_UPDATE, &[&key, &user, &score, &quizzes]).await?,
+        None => c.execute(sql::SCORE_INSERT, &[&key, &user, &score, &quizzes]).await?,
     };
-    if let Some(old) = old {
+    if let Some(old) = w.previous {
         bump_histogram(c, key, old, false).await?;
     }
-    bump_histogram(c, key, new, true).await
+    bump_histogram(c, key, w.score, true).await
 }
 
 /// Records the inbox key; false (nothing to do) when the event was handled before.
-async fn first_delivery(c: &mut Conn, inbox: &InboxKey) -> Result<bool, DbError> {
-    record_inbox(c, inbox, Utc::now()).await
+async fn first_delivery(c: &mut Conn, inbox: &InboxKey, now: DateTime<Utc>) -> Result<bool, DbError> {
+    record_inbox(c, inbox, now).await
 }
 
-fn applied(result: Result<Applied, DbError>) -> Result<Applied, StoreError> {
+fn applied<T: From<Applied>>(result: Result<T, DbError>) -> Result<T, StoreError> {
     match result {
         Ok(a) => Ok(a),
         // A concurrent delivery of the same event won the inbox key.
-        Err(e) if e.is_unique_violation_of(INBOX_PK) => Ok(Applied::AlreadyProcessed),
+        Err(e) if e.is_unique_violation_of(INBOX_PK) => Ok(Applied::AlreadyProcessed.into()),
         Err(e) => Err(e.into()),
     }
 }
@@ -100,12 +100,13 @@ impl LeaderboardRepo for Mssql {
         inbox: &InboxKey,
         user: &UserId,
         display_name: &str,
+        now: DateTime<Utc>,
     ) -> Result<Applied, StoreError> {
         let user = user.as_str();
         applied(
             self.write("leaderboard.apply_registration", |c, _| {
                 Box::pin(async move {
-                    if !first_delivery(c, inbox).await? {
+                    if !first_delivery(c, inbox, now).await? {
                         return Ok(Tx::Rollback(Applied::AlreadyProcessed));
                     }
                     // Insert, or (the row exists and is now U-locked) rename.
@@ -123,14 +124,19 @@ impl LeaderboardRepo for Mssql {
         )
     }
 
-    async fn open_day(&self, inbox: &InboxKey, d: QuizDay) -> Result<Applied, StoreError> {
+    async fn open_day(
+        &self,
+        inbox: &InboxKey,
+        d: QuizDay,
+        now: DateTime<Utc>,
+    ) -> Result<Applied, StoreError> {
         applied(
             self.write("leaderboard.open_day", |c, _| {
                 Box::pin(async move {
-                    if !first_delivery(c, inbox).await? {
+                    if !first_delivery(c, inbox, now).await? {
                         return Ok(Tx::Rollback(Applied::AlreadyProcessed));
                     }
-                    c.execute(sql::DAY_OPEN, &[&day(d), &ms(Utc::now())])
+                    c.execute(sql::DAY_OPEN, &[&day(d), &ms(now)])
                         .await?;
                     Ok(Tx::Commit(Applied::Now))
                 })
@@ -143,13 +149,14 @@ impl LeaderboardRepo for Mssql {
         &self,
         inbox: &InboxKey,
         attempt: &ScoredAttempt,
-    ) -> Result<Applied, StoreError> {
+        now: DateTime<Utc>,
+    ) -> Result<AttemptApplied, StoreError> {
         let a = attempt;
         applied(
             self.write("leaderboard.apply_attempt", |c, _| {
                 Box::pin(async move {
-                    if !first_delivery(c, inbox).await? {
-                        return Ok(Tx::Rollback(Applied::AlreadyProcessed));
+                    if !first_delivery(c, inbox, now).await? {
+                        return Ok(Tx::Rollback(AttemptApplied::Applied(Applied::AlreadyProcessed)));
                     }
                     let user = a.user_id.as_str();
                     c.execute(sql::PLAYER_INSERT, &[&user, &a.display_name.as_str()])
@@ -158,32 +165,42 @@ impl LeaderboardRepo for Mssql {
                     let row = rows
                         .first()
                         .ok_or_else(|| DbError::corrupt("player vanished inside a transaction"))?;
-                    let streak = Streak {
-                        current: unsigned(
-                            col::<i32>(row, 0, "current_streak")?.into(),
-                            "current_streak",
-                        )?,
-                        best: unsigned(col::<i32>(row, 1, "best_streak")?.into(), "best_streak")?,
-                        last_played: opt_col::<NaiveDate>(row, 2, "last_played")?
-                            .map(parse_day)
-                            .transpose()?,
+                    let mut before = PlayerBefore {
+                        streak: Streak {
+                            current: unsigned(
+                                col::<i32>(row, 0, "current_streak")?.into(),
+                                "current_streak",
+                            )?,
+                            best: unsigned(col::<i32>(row, 1, "best_streak")?.into(), "best_streak")?,
+                            last_played: opt_col::<NaiveDate>(row, 2, "last_played")?
+                                .map(parse_day)
+                                .transpose()?,
+                        },
+                        boards: Default::default(),
                     };
-                    let streak = streak.played(a.day).unwrap_or(streak);
+                    for (slot, period) in before.boards.iter_mut().zip(boards_of(a.day)) {
+                        *slot = board_score(c, &period.key(), user).await?;
+                    }
+                    let effect = match scoring::apply_attempt(a, &before) {
+                        Ok(effect) => effect,
+                        Err(why) => return Ok(Tx::Rollback(AttemptApplied::Refused(why))),
+                    };
+                    let streak = effect.streak;
                     c.execute(
                         sql::PLAYER_APPLY_ATTEMPT,
                         &[
                             &user,
-                            &i64::from(a.score),
+                            &i64::from(effect.points),
                             &int(streak.current, "current_streak")?,
                             &int(streak.best, "best_streak")?,
                             &streak.last_played.map(day),
                         ],
                     )
                     .await?;
-                    for period in [Period::Daily(a.day), Period::Weekly(a.day), Period::AllTime] {
-                        add_score(c, &period.key(), user, a.score).await?;
+                    for w in &effect.scores {
+                        write_score(c, user, w).await?;
                     }
-                    Ok(Tx::Commit(Applied::Now))
+                    Ok(Tx::Commit(AttemptApplied::Applied(Applied::Now)))
                 })
             })
             .await,
@@ -215,23 +232,11 @@ impl LeaderboardRepo for Mssql {
                             })
                         })
                         .collect::<Result<_, DbError>>()?;
-                    let Some(first) = rows.first() else {
-                        return Ok(Vec::new());
+                    let above_first = match rows.first() {
+                        Some(first) => players_above(c, key, first.score).await?,
+                        None => 0,
                     };
-                    // Competition ranking, as on SQLite: the first row's rank comes from the
-                    // histogram; after it, the rank changes only with the score and then
-                    // equals the row's position.
-                    let mut rank = 1 + players_above(c, key, first.score).await?;
-                    let mut prev = first.score;
-                    let mut ranked = Vec::with_capacity(rows.len());
-                    for (i, row) in rows.into_iter().enumerate() {
-                        if row.score != prev {
-                            rank = offset + i as u64 + 1;
-                            prev = row.score;
-                        }
-                        ranked.push(RankedRow { rank, row });
-                    }
-                    Ok(ranked)
+                    Ok(rank_page(rows, offset, above_first))
                 })
             })
             .await?)

@@ -2,6 +2,8 @@
 //! days. Each type's only constructor checks its rule (parse, don't validate), so a value that
 //! exists is valid. Nothing here knows about HTTP, SQL or JSON.
 
+pub mod events;
+
 use chrono::{Datelike, Days, NaiveDate, NaiveTime, TimeZone, Utc};
 use std::fmt;
 

@@ -1,6 +1,7 @@
 //! `UsersRepo` on SQL Server (`users.profiles`).
 
-use super::{Conn, DbError, Mssql, Tx, col, insert_event, ms, sql, text};
+use super::tsql as sql;
+use crate::platform::store::mssql::{Conn, DbError, Mssql, Tx, col, insert_event, ms, text};
 use crate::kernel::{DisplayName, UserId};
 use crate::platform::events::NewEvent;
 use crate::platform::store::StoreError;

@@ -1,8 +1,7 @@
 //! `QuizRepo` on SQL Server (`quiz.quizzes`, `quiz.questions`, `quiz.attempts`, `quiz.reports`).
 
-use super::{
-    Conn, DbError, Mssql, Tx, col, day, insert_event, ms, opt_text, parse_day, sql, text, unsigned,
-};
+use super::tsql as sql;
+use crate::platform::store::mssql::{Conn, DbError, Mssql, Tx, col, day, insert_event, ms, opt_text, parse_day, text, unsigned};
 use crate::kernel::{QuizDay, UserId};
 use crate::platform::events::NewEvent;
 use crate::platform::store::StoreError;

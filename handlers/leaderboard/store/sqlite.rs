@@ -2,14 +2,15 @@
 //! histogram `leaderboard_histogram` (score -> players) is updated in the same transaction, so
 //! a rank is `1 + SUM(players above)` over a few hundred rows, whatever the number of players.
 
-use super::{Sqlite, db, parse_day, record_inbox};
+use crate::platform::store::sqlite::{Sqlite, db, parse_day, record_inbox, ts};
 use crate::kernel::{QuizDay, Streak, UserId};
+use crate::leaderboard::scoring::{self, PlayerBefore, ScoreWrite, boards_of, rank_page};
 use crate::leaderboard::{
-    BoardRow, LeaderboardRepo, Period, PlayerStats, RankedRow, ScoredAttempt, Standing,
+    AttemptApplied, BoardRow, LeaderboardRepo, PlayerStats, RankedRow, ScoredAttempt, Standing,
 };
 use crate::platform::store::{Applied, InboxKey, StoreError};
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
 fn players_above(conn: &Connection, key: &str, score: u32) -> Result<u64, StoreError> {
@@ -50,67 +51,26 @@ fn bump_histogram(
     Ok(())
 }
 
-fn add_score(tx: &Transaction<'_>, key: &str, user: &str, points: u32) -> Result<(), StoreError> {
-    let old: Option<u32> = tx
-        .prepare_cached(
-            "SELECT score FROM leaderboard_scores WHERE period_key = ?1 AND user_id = ?2",
-        )
-        .map_err(db)?
-        .query_row(params![key, user], |r| r.get(0))
-        .optional()
-        .map_err(db)?;
-    let new = old.unwrap_or(0) + points;
+fn write_score(tx: &Transaction<'_>, user: &str, w: &ScoreWrite) -> Result<(), StoreError> {
     tx.prepare_cached(
-        "INSERT INTO leaderboard_scores (period_key, user_id, score, quizzes) VALUES (?1, ?2, ?3, 1)
-         ON CONFLICT (period_key, user_id) DO UPDATE SET score = excluded.score, quizzes = quizzes + 1",
+        "INSERT INTO leaderboard_scores (period_key, user_id, score, quizzes) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (period_key, user_id) DO UPDATE SET score = excluded.score, quizzes = excluded.quizzes",
     )
     .map_err(db)?
-    .execute(params![key, user, new])
+    .execute(params![w.period_key, user, w.score, w.quizzes])
     .map_err(db)?;
-    if let Some(old) = old {
-        bump_histogram(tx, key, old, -1)?;
+    if let Some(old) = w.previous {
+        bump_histogram(tx, &w.period_key, old, -1)?;
     }
-    bump_histogram(tx, key, new, 1)
+    bump_histogram(tx, &w.period_key, w.score, 1)
 }
 
-/// Seeds a board directly (benchmarks only): `players` rows with scores from `score_of`.
-pub fn seed_board(
-    sqlite: &Sqlite,
-    key: &str,
-    players: u64,
-    score_of: impl Fn(u64) -> u32,
-) -> Result<(), StoreError> {
-    let mut conn = sqlite.writer.lock().unwrap_or_else(|p| p.into_inner());
-    let tx = conn.transaction().map_err(db)?;
-    {
-        let mut player = tx
-            .prepare(
-                "INSERT OR IGNORE INTO leaderboard_players (user_id, display_name) VALUES (?1, ?2)",
-            )
-            .map_err(db)?;
-        let mut score = tx
-            .prepare("INSERT OR REPLACE INTO leaderboard_scores (period_key, user_id, score, quizzes) VALUES (?1, ?2, ?3, 1)")
-            .map_err(db)?;
-        for i in 0..players {
-            let user = format!("seed-{i:07}");
-            player
-                .execute(params![user, format!("Seed {i}")])
-                .map_err(db)?;
-            score.execute(params![key, user, score_of(i)]).map_err(db)?;
-        }
-        tx.execute(
-            "DELETE FROM leaderboard_histogram WHERE period_key = ?1",
-            [key],
-        )
-        .map_err(db)?;
-        tx.execute(
-            "INSERT INTO leaderboard_histogram (period_key, score, players)
-             SELECT period_key, score, COUNT(*) FROM leaderboard_scores WHERE period_key = ?1 GROUP BY score",
-            [key],
-        )
-        .map_err(db)?;
-    }
-    tx.commit().map_err(db)
+fn board_score(tx: &Transaction<'_>, key: &str, user: &str) -> Result<Option<(u32, u32)>, StoreError> {
+    tx.prepare_cached("SELECT score, quizzes FROM leaderboard_scores WHERE period_key = ?1 AND user_id = ?2")
+        .map_err(db)?
+        .query_row(params![key, user], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+        .map_err(db)
 }
 
 #[async_trait]
@@ -120,13 +80,14 @@ impl LeaderboardRepo for Sqlite {
         inbox: &InboxKey,
         user: &UserId,
         display_name: &str,
+        now: DateTime<Utc>,
     ) -> Result<Applied, StoreError> {
         let (inbox, user, name) = (inbox.clone(), user.clone(), display_name.to_owned());
         self.write(move |conn| {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(db)?;
-            if !record_inbox(&tx, &inbox, Utc::now())? {
+            if !record_inbox(&tx, &inbox, now)? {
                 return Ok(Applied::AlreadyProcessed);
             }
             tx.execute(
@@ -141,16 +102,21 @@ impl LeaderboardRepo for Sqlite {
         .await
     }
 
-    async fn open_day(&self, inbox: &InboxKey, day: QuizDay) -> Result<Applied, StoreError> {
+    async fn open_day(
+        &self,
+        inbox: &InboxKey,
+        day: QuizDay,
+        now: DateTime<Utc>,
+    ) -> Result<Applied, StoreError> {
         let inbox = inbox.clone();
         self.write(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
-            if !record_inbox(&tx, &inbox, Utc::now())? {
+            if !record_inbox(&tx, &inbox, now)? {
                 return Ok(Applied::AlreadyProcessed);
             }
             tx.execute(
                 "INSERT INTO leaderboard_days (quiz_date, opened_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-                params![day.to_string(), super::ts(Utc::now())],
+                params![day.to_string(), ts(now)],
             )
             .map_err(db)?;
             tx.commit().map_err(db)?;
@@ -163,12 +129,13 @@ impl LeaderboardRepo for Sqlite {
         &self,
         inbox: &InboxKey,
         attempt: &ScoredAttempt,
-    ) -> Result<Applied, StoreError> {
+        now: DateTime<Utc>,
+    ) -> Result<AttemptApplied, StoreError> {
         let (inbox, a) = (inbox.clone(), attempt.clone());
         self.write(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
-            if !record_inbox(&tx, &inbox, Utc::now())? {
-                return Ok(Applied::AlreadyProcessed);
+            if !record_inbox(&tx, &inbox, now)? {
+                return Ok(AttemptApplied::Applied(Applied::AlreadyProcessed));
             }
             let user = a.user_id.as_str();
             tx.prepare_cached("INSERT INTO leaderboard_players (user_id, display_name) VALUES (?1, ?2) ON CONFLICT DO NOTHING")
@@ -180,20 +147,31 @@ impl LeaderboardRepo for Sqlite {
                 .map_err(db)?
                 .query_row([user], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .map_err(db)?;
-            let streak = Streak { current, best, last_played: last.as_deref().map(parse_day).transpose()? };
-            let streak = streak.played(a.day).unwrap_or(streak);
+            let mut before = PlayerBefore {
+                streak: Streak { current, best, last_played: last.as_deref().map(parse_day).transpose()? },
+                boards: Default::default(),
+            };
+            for (slot, period) in before.boards.iter_mut().zip(boards_of(a.day)) {
+                *slot = board_score(&tx, &period.key(), user)?;
+            }
+            let effect = match scoring::apply_attempt(&a, &before) {
+                Ok(effect) => effect,
+                // Dropping `tx` rolls back the inbox row: a replay meets the same rule.
+                Err(why) => return Ok(AttemptApplied::Refused(why)),
+            };
+            let streak = effect.streak;
             tx.prepare_cached(
                 "UPDATE leaderboard_players SET quizzes_played = quizzes_played + 1, total_score = total_score + ?2,
                  current_streak = ?3, best_streak = ?4, last_played = ?5 WHERE user_id = ?1",
             )
             .map_err(db)?
-            .execute(params![user, a.score, streak.current, streak.best, streak.last_played.map(|d| d.to_string())])
+            .execute(params![user, effect.points, streak.current, streak.best, streak.last_played.map(|d| d.to_string())])
             .map_err(db)?;
-            for period in [Period::Daily(a.day), Period::Weekly(a.day), Period::AllTime] {
-                add_score(&tx, &period.key(), user, a.score)?;
+            for w in &effect.scores {
+                write_score(&tx, user, w)?;
             }
             tx.commit().map_err(db)?;
-            Ok(Applied::Now)
+            Ok(AttemptApplied::Applied(Applied::Now))
         })
         .await
     }
@@ -220,21 +198,11 @@ impl LeaderboardRepo for Sqlite {
                 .map_err(db)?
                 .collect::<Result<_, _>>()
                 .map_err(db)?;
-            let Some(first) = rows.first() else { return Ok(Vec::new()) };
-            // Competition ranking: a row's rank is 1 + the number of players with a higher
-            // score. The first row needs the histogram; after it, the rank changes only when
-            // the score does, and then equals the row's position.
-            let mut rank = 1 + players_above(conn, &key, first.score)?;
-            let mut ranked = Vec::with_capacity(rows.len());
-            let mut prev_score = first.score;
-            for (i, row) in rows.into_iter().enumerate() {
-                if row.score != prev_score {
-                    rank = offset + i as u64 + 1;
-                    prev_score = row.score;
-                }
-                ranked.push(RankedRow { rank, row });
-            }
-            Ok(ranked)
+            let above_first = match rows.first() {
+                Some(first) => players_above(conn, &key, first.score)?,
+                None => 0,
+            };
+            Ok(rank_page(rows, offset, above_first))
         })
         .await
     }

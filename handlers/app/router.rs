@@ -1,0 +1,232 @@
+//! The front door: routes each request the Functions host sends, in this order:
+//!
+//! 1. `GET /` — the host's readiness and health probe, answered without touching anything;
+//! 2. `GET /dev/oidc/...` — the local dev issuer, only when `QOTD_DEV_ISSUER=true`;
+//! 3. function routes from function.json — forwarded or proxied HTTP functions: authenticated
+//!    once here, then handed to the owning context's adapter with a `RequestContext`;
+//! 4. `POST /{FunctionName}` — the invocation protocol (timers, Service Bus, non-forwarded
+//!    HTTP).
+//!
+//! After a successful write the outbox dispatcher is nudged, so events leave at once instead of
+//! on the next tick.
+
+use super::App;
+use super::auth::Access;
+use crate::platform::auth::dev_issuer;
+use crate::platform::functions::manifest::{RouteMatch, Trigger};
+use crate::platform::functions::protocol::{InvocationRequest, InvocationResponse};
+use crate::platform::functions::{InvocationFailure, invocation_reply, non_forwarded_http};
+use crate::platform::http::server::Handler;
+use crate::platform::http::{ApiRequest, ApiResponse, MAX_API_BODY, Problem, json_response};
+use crate::{leaderboard, quiz};
+use async_trait::async_trait;
+use http::{Method, StatusCode};
+
+/// Who may call each HTTP function (every function with an HTTP trigger must be listed; a test
+/// checks function.json against this table).
+pub fn access_of(function: &str) -> Option<Access> {
+    Some(match function {
+        "Health" => Access::Anonymous,
+        "UsersMe" | "QuizToday" | "QuizByDate" | "QuizAttempts" | "UsersMeAttempts"
+        | "UsersMeAttemptShare" | "QuizReportQuestion" | "Leaderboard" | "LeaderboardMe" => {
+            Access::Player
+        }
+        "AdminGenerateQuiz" | "AdminListReports" => Access::Admin,
+        _ => return None,
+    })
+}
+
+impl App {
+    /// Runs one HTTP function by name.
+    pub async fn http_function(&self, name: &str, req: ApiRequest) -> ApiResponse {
+        let Some(access) = access_of(name) else {
+            return Problem::internal(format!("function {name} has an HTTP trigger but no handler"))
+                .into_response();
+        };
+        let is_write = req.method == Method::POST;
+        let result = match access {
+            Access::Anonymous => self.anonymous_function(name, req).await,
+            _ => match self.request_context(&req, access).await {
+                Ok(ctx) => self.player_function(name, &ctx, req).await,
+                Err(p) => Err(p),
+            },
+        };
+        let res = result.unwrap_or_else(Problem::into_response);
+        if is_write && res.status().is_success() {
+            self.dispatcher.nudge();
+        }
+        res
+    }
+
+    async fn anonymous_function(&self, name: &str, req: ApiRequest) -> Result<ApiResponse, Problem> {
+        match name {
+            "Health" => {
+                req.query(&[])?;
+                Ok(self.health().await)
+            }
+            other => Err(Problem::internal(format!("anonymous function {other} has no handler"))),
+        }
+    }
+
+    async fn player_function(
+        &self,
+        name: &str,
+        ctx: &crate::platform::http::RequestContext,
+        req: ApiRequest,
+    ) -> Result<ApiResponse, Problem> {
+        let q = &self.quiz;
+        let board = &self.leaderboard;
+        match name {
+            "UsersMe" => self.users_me(ctx, req).await,
+            "QuizToday" => quiz::http::today(q, ctx, req).await,
+            "QuizByDate" => quiz::http::by_date(q, ctx, req).await,
+            "QuizAttempts" => quiz::http::submit(q, ctx, req, self.registered_name(ctx)).await,
+            "UsersMeAttempts" => quiz::http::history(q, ctx, req).await,
+            "UsersMeAttemptShare" => quiz::http::share(q, ctx, req).await,
+            "AdminGenerateQuiz" => quiz::http::admin_generate(q, ctx, req).await,
+            "QuizReportQuestion" => quiz::http::report(q, ctx, req).await,
+            "AdminListReports" => quiz::http::admin_reports(q, ctx, req).await,
+            "Leaderboard" => leaderboard::http::board(board, ctx, req).await,
+            "LeaderboardMe" => leaderboard::http::me(board, ctx, req).await,
+            other => Err(Problem::internal(format!(
+                "function {other} has an HTTP trigger but no handler"
+            ))),
+        }
+    }
+
+    /// Runs one non-HTTP function by name with its invocation payload.
+    pub async fn invoke(
+        &self,
+        name: &str,
+        inv: &InvocationRequest,
+    ) -> Result<InvocationResponse, InvocationFailure> {
+        let binding = match self.functions.get(name).map(|f| &f.trigger) {
+            Some(Trigger::Timer { binding, .. } | Trigger::ServiceBus { binding, .. }) => {
+                binding.clone()
+            }
+            _ => {
+                return Err(InvocationFailure(format!(
+                    "{name} is not a timer or Service Bus function"
+                )));
+            }
+        };
+        let (board, poison) = (&self.leaderboard, &self.poison);
+        match name {
+            "GenerateDailyQuiz" => {
+                let res = quiz::timer::generate_daily_quiz(&self.quiz, inv, &binding).await;
+                self.dispatcher.nudge();
+                res
+            }
+            "DispatchOutbox" => self.dispatch_outbox().await,
+            "LeaderboardOnUserRegistered" => {
+                leaderboard::consumers::on_user_registered(board, poison, inv, &binding).await
+            }
+            "LeaderboardOnQuizGenerated" => {
+                leaderboard::consumers::on_quiz_generated(board, poison, inv, &binding).await
+            }
+            "LeaderboardOnAttemptEvaluated" => {
+                leaderboard::consumers::on_attempt_evaluated(board, poison, inv, &binding).await
+            }
+            other => Err(InvocationFailure(format!(
+                "function {other} has no handler"
+            ))),
+        }
+    }
+
+    /// `GET /api/health`: 200 when the database answers, 503 otherwise.
+    async fn health(&self) -> ApiResponse {
+        let db_ok = self.events.ping().await.is_ok();
+        let status = if db_ok {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        json_response(
+            status,
+            &serde_json::json!({
+                "status": if db_ok { "ok" } else { "unavailable" },
+                "version": env!("CARGO_PKG_VERSION"),
+                "checks": { "database": if db_ok { "ok" } else { "unavailable" } },
+            }),
+        )
+    }
+
+    fn dev_oidc(&self, path: &str) -> ApiResponse {
+        let Some(issuer) = &self.dev_issuer else {
+            return Problem::not_found(format!("no route for {path}")).into_response();
+        };
+        match path.strip_prefix(dev_issuer::BASE_PATH) {
+            Some("/.well-known/openid-configuration") => {
+                json_response(StatusCode::OK, &issuer.discovery(self.self_url()))
+            }
+            Some("/keys") => json_response(StatusCode::OK, &issuer.jwks()),
+            _ => Problem::not_found(format!("no dev issuer document at {path}")).into_response(),
+        }
+    }
+}
+
+#[async_trait]
+impl Handler for App {
+    async fn handle(&self, mut req: ApiRequest) -> ApiResponse {
+        if req.path == "/" {
+            return json_response(StatusCode::OK, &serde_json::json!({}));
+        }
+        if req.path.starts_with(dev_issuer::BASE_PATH) && req.method == Method::GET {
+            return self.dev_oidc(&req.path);
+        }
+        match self.functions.route(&req.method, &req.path) {
+            RouteMatch::Found { function, params } => {
+                if req.body.len() > MAX_API_BODY {
+                    return Problem::payload_too_large(MAX_API_BODY).into_response();
+                }
+                req.params = params;
+                let name = function.name.clone();
+                return self.http_function(&name, req).await;
+            }
+            RouteMatch::MethodNotAllowed { allowed } => {
+                return Problem::method_not_allowed(req.method.as_str(), &allowed).into_response();
+            }
+            RouteMatch::NotFound => {}
+        }
+        let name = req.path.trim_start_matches('/');
+        let Some(function) = self.functions.get(name) else {
+            return Problem::not_found(format!(
+                "no function or route named '{}'",
+                name.chars().take(100).collect::<String>()
+            ))
+            .into_response();
+        };
+        if req.method != Method::POST {
+            return Problem::method_not_allowed(req.method.as_str(), &["POST".into()])
+                .into_response();
+        }
+        let inv: InvocationRequest = match serde_json::from_slice(&req.body) {
+            Ok(inv) => inv,
+            Err(e) => {
+                return invocation_reply(
+                    StatusCode::BAD_REQUEST,
+                    InvocationResponse::logs(vec![format!(
+                        "invocation body is not valid JSON: {e}"
+                    )]),
+                );
+            }
+        };
+        let name = function.name.clone();
+        if let Trigger::Http { binding, .. } = &function.trigger {
+            return non_forwarded_http(&self.functions, binding, &inv, |req| {
+                self.http_function(&name, req)
+            })
+            .await;
+        }
+        match self.invoke(&name, &inv).await {
+            Ok(res) => invocation_reply(StatusCode::OK, res),
+            Err(failure) => {
+                tracing::error!(function = %name, error = %failure, "invocation failed; the host will retry");
+                invocation_reply(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    InvocationResponse::logs(vec![failure.0]),
+                )
+            }
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! The one way a Service Bus function consumes an event: decode the message the host sent,
+//! parse the CloudEvents envelope of the expected kind, apply the effect with its inbox key,
+//! and decide what the host should do with the message.
+//!
+//! - applied now, or applied before (a redelivery): acknowledged;
+//! - can never succeed (unparsable, wrong kind, a rule the event breaks, a permanent storage
+//!   error such as a constraint): stored in the poison table with the reason and acknowledged,
+//!   so one bad message never blocks the subscription;
+//! - may succeed later (a transient storage error): the invocation fails and the host
+//!   redelivers it.
+
+use super::InvocationFailure;
+use super::protocol::{InvocationRequest, InvocationResponse, ServiceBusMessage};
+use crate::kernel::events::EventKind;
+use crate::platform::clock::Clock;
+use crate::platform::events::CloudEvent;
+use crate::platform::store::{Applied, EventStore, InboxKey, StoreError};
+use std::sync::Arc;
+
+/// What a consumer's effect came to.
+pub enum Handled {
+    Applied(Applied),
+    /// The event breaks a rule of the consumer; the reason is stored with the message.
+    Poison(String),
+}
+
+/// Where consumers put messages they can never process.
+#[derive(Clone)]
+pub struct PoisonTable {
+    events: Arc<dyn EventStore>,
+    clock: Arc<dyn Clock>,
+}
+
+impl PoisonTable {
+    pub fn new(events: Arc<dyn EventStore>, clock: Arc<dyn Clock>) -> Self {
+        Self { events, clock }
+    }
+
+    /// Stores the message and answers the host "done" (so it is not redelivered).
+    pub async fn store(
+        &self,
+        consumer: &str,
+        message_id: Option<&str>,
+        payload: &str,
+        reason: &str,
+    ) -> Result<InvocationResponse, InvocationFailure> {
+        tracing::error!(
+            consumer,
+            message_id,
+            reason,
+            "poison message stored and acknowledged"
+        );
+        self.events
+            .record_poison(consumer, message_id, payload, reason, self.clock.now())
+            .await
+            .map_err(|e| {
+                InvocationFailure(format!("{consumer}: cannot store poison message: {e}"))
+            })?;
+        Ok(InvocationResponse::logs(vec![format!(
+            "{consumer}: poison message stored: {reason}"
+        )]))
+    }
+}
+
+/// Consumes one Service Bus invocation of `consumer` (see the module documentation).
+pub async fn consume<K, T, F, Fut>(
+    poison: &PoisonTable,
+    consumer: &'static str,
+    inv: &InvocationRequest,
+    binding: &str,
+    expected: K,
+    apply: F,
+) -> Result<InvocationResponse, InvocationFailure>
+where
+    K: EventKind,
+    T: for<'de> serde::Deserialize<'de>,
+    F: FnOnce(InboxKey, T) -> Fut,
+    Fut: std::future::Future<Output = Result<Handled, StoreError>>,
+{
+    let message: ServiceBusMessage = match inv.service_bus_message(binding) {
+        Ok(m) => m,
+        Err(reason) => return poison.store(consumer, None, "", &reason).await,
+    };
+    let (envelope, data) = match CloudEvent::parse_as::<T>(&message.body, expected) {
+        Ok(parsed) => parsed,
+        Err(reason) => {
+            let id = message.message_id.as_deref();
+            return poison.store(consumer, id, &message.body, &reason).await;
+        }
+    };
+    let inbox = InboxKey {
+        consumer,
+        event_id: envelope.id.clone(),
+    };
+    let correlation = message.correlation_id.as_deref().unwrap_or("");
+    match apply(inbox, data).await {
+        Ok(Handled::Applied(Applied::Now)) => {
+            tracing::info!(consumer, event_id = %envelope.id, correlation_id = correlation, "event applied");
+            Ok(InvocationResponse::logs(vec![format!(
+                "{consumer}: applied {}",
+                envelope.id
+            )]))
+        }
+        Ok(Handled::Applied(Applied::AlreadyProcessed)) => {
+            Ok(InvocationResponse::logs(vec![format!(
+                "{consumer}: {} was already processed (delivery {})",
+                envelope.id, message.delivery_count
+            )]))
+        }
+        Ok(Handled::Poison(reason)) => {
+            poison
+                .store(consumer, Some(&envelope.id), &message.body, &reason)
+                .await
+        }
+        Err(e) if !e.is_transient() => {
+            let reason = format!("permanent storage error: {e}");
+            poison
+                .store(consumer, Some(&envelope.id), &message.body, &reason)
+                .await
+        }
+        Err(e) => Err(InvocationFailure(format!("{consumer}: {e}"))),
+    }
+}
