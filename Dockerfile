@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 #
 # The Functions container for qotd: the Azure Functions host (v4) with the qotd custom handler.
-# Used by function_hosting = "container_apps" and by the migration job (`qotd migrate`).
+# Used by function_hosting = "container_apps", by the migration job (`qotd migrate`) and by
+# compose.yaml (local containers against the dev environment).
 #
 # Build context = the output of scripts/package.sh (nothing is compiled here, so the image and
 # the Flex zip carry the same binary):
@@ -11,9 +12,12 @@
 # The binary sits on PATH; host.json names it `qotd`, which the host resolves on PATH when the
 # app root holds no file of that name.
 
-# A Functions host v4 image (the host is all a custom handler needs; the .NET worker in it is
-# unused). Pin by digest in production builds: --build-arg FUNCTIONS_IMAGE=...@sha256:...
-ARG FUNCTIONS_IMAGE=mcr.microsoft.com/azure-functions/dotnet-isolated:4-dotnet-isolated8.0
+# A supported Functions host v4 image. A custom handler needs only the host; the .NET 10 worker
+# in this image is unused (the .NET 8 images left support on 2026-11-10, with .NET 8).
+# Pin it by digest: FUNCTIONS_IMAGE=<this tag>@sha256:<digest>, written by
+# `scripts/pin-base-image.sh` (needs registry access; docs/deploy.md, "Functions base image").
+# Until that has been run the default below is a tag, and the deploy workflow warns about it.
+ARG FUNCTIONS_IMAGE=mcr.microsoft.com/azure-functions/dotnet-isolated:4-dotnet-isolated10.0
 FROM ${FUNCTIONS_IMAGE}
 
 ENV AzureWebJobsScriptRoot=/home/site/wwwroot \

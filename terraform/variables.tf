@@ -22,21 +22,23 @@ variable "location" {
 
 variable "auth_metadata_url" {
   type        = string
-  description = "OIDC discovery URL of the External ID (or B2C user flow) issuer, becomes QOTD_AUTH_METADATA_URL, e.g. \"https://contoso.ciamlogin.com/<tenant-id>/v2.0/.well-known/openid-configuration\"."
+  description = "OIDC discovery URL of the token issuer, becomes QOTD_AUTH_METADATA_URL. Null when Terraform manages the External ID app registrations (entra_external_tenant_id set): then it is derived from the tenant. Otherwise required, e.g. \"https://contoso.ciamlogin.com/<tenant-id>/v2.0/.well-known/openid-configuration\" (or a B2C user flow's document)."
+  default     = null
 
   validation {
-    condition     = startswith(var.auth_metadata_url, "https://")
-    error_message = "auth_metadata_url must be an https:// URL, e.g. \"https://contoso.ciamlogin.com/00000000-0000-0000-0000-000000000000/v2.0/.well-known/openid-configuration\"."
+    condition     = var.auth_metadata_url == null ? var.entra_external_tenant_id != null : startswith(coalesce(var.auth_metadata_url, "-"), "https://")
+    error_message = "auth_metadata_url must be an https:// URL, e.g. \"https://contoso.ciamlogin.com/00000000-0000-0000-0000-000000000000/v2.0/.well-known/openid-configuration\"; it may be left null only when entra_external_tenant_id is set."
   }
 }
 
 variable "auth_audience" {
   type        = string
-  description = "Audience(s) tokens must carry (the API app registration's client id or App ID URI; comma-separated for several), becomes QOTD_AUTH_AUDIENCE."
+  description = "Audience(s) tokens must carry (the API app registration's client id or App ID URI; comma-separated for several), becomes QOTD_AUTH_AUDIENCE. Null when Terraform manages the External ID app registrations: then it is the API app's client id and App ID URI."
+  default     = null
 
   validation {
-    condition     = length(trimspace(var.auth_audience)) > 0
-    error_message = "auth_audience must not be empty, e.g. \"11111111-1111-1111-1111-111111111111\" or \"api://qotd-api\"."
+    condition     = var.auth_audience == null ? var.entra_external_tenant_id != null : length(trimspace(coalesce(var.auth_audience, " "))) > 0
+    error_message = "auth_audience must not be empty, e.g. \"11111111-1111-1111-1111-111111111111\" or \"api://qotd-api\"; it may be left null only when entra_external_tenant_id is set."
   }
 }
 
@@ -171,8 +173,8 @@ variable "cors_allowed_origins" {
 
 variable "container_bootstrap_image" {
   type        = string
-  description = "Image the Functions container app and the migration job are created with. The pipeline then sets the built qotd image (az containerapp update / job update); Terraform ignores later image changes."
-  default     = "mcr.microsoft.com/azure-functions/dotnet-isolated:4-dotnet-isolated8.0"
+  description = "Image the Functions container app and the migration job are created with, the same Functions host image as the Dockerfile's FUNCTIONS_IMAGE (pin it by digest, `...@sha256:<digest>`, see docs/deploy.md). The pipeline then sets the built qotd image (az containerapp update / job update); Terraform ignores later image changes."
+  default     = "mcr.microsoft.com/azure-functions/dotnet-isolated:4-dotnet-isolated10.0"
 }
 
 variable "container_registry_sku" {
@@ -450,14 +452,20 @@ variable "openai_deployment_name" {
 
 variable "openai_model_name" {
   type        = string
-  description = "Model to deploy. Structured outputs need gpt-4o 2024-08-06, gpt-4o-mini 2024-07-18 or newer."
-  default     = "gpt-4o-mini"
+  description = "Model to deploy (set per environment in envs/<env>.tfvars, with openai_model_version). It must support structured outputs (strict json_schema). The plan fails early when the region does not offer it (openai_model_check_enabled). docs/deploy.md says how the default was chosen and how to pick another."
+  default     = "gpt-5.4-mini"
 }
 
 variable "openai_model_version" {
   type        = string
-  description = "Model version."
-  default     = "2024-07-18"
+  description = "Version of openai_model_name; never upgraded automatically (NoAutoUpgrade)."
+  default     = "2026-03-17"
+}
+
+variable "openai_model_check_enabled" {
+  type        = bool
+  description = "Check at plan time, in the regional model catalog, that openai_model_name/openai_model_version is offered as openai_deployment_sku and is GA, not deprecated; the plan fails with a message naming what the region offers. Turn off only to plan while the catalog cannot be read."
+  default     = true
 }
 
 variable "openai_deployment_sku" {
@@ -474,14 +482,14 @@ variable "openai_capacity" {
 
 variable "openai_api_version" {
   type        = string
-  description = "Azure OpenAI data-plane api-version, becomes QOTD_OPENAI_API_VERSION."
-  default     = "2024-10-21"
+  description = "Dated Azure OpenAI data-plane api-version (QOTD_OPENAI_API_VERSION), used only with openai_api_style = \"deployments\". Null leaves the setting empty: the v1 API has no api-version."
+  default     = null
 }
 
 variable "openai_api_style" {
   type        = string
-  description = "URL shape the handler calls (QOTD_OPENAI_API_STYLE): \"deployments\" (/openai/deployments/<name>/chat/completions?api-version=...) or \"v1\"."
-  default     = "deployments"
+  description = "URL shape the handler calls (QOTD_OPENAI_API_STYLE): \"v1\" (/openai/v1/chat/completions, the deployment name as `model`; GA, no api-version) or \"deployments\" (/openai/deployments/<name>/chat/completions?api-version=openai_api_version)."
+  default     = "v1"
 
   validation {
     condition     = contains(["deployments", "v1"], var.openai_api_style)
@@ -497,6 +505,17 @@ variable "openai_request_timeout_seconds" {
   validation {
     condition     = var.openai_request_timeout_seconds >= 1 && var.openai_request_timeout_seconds <= 600
     error_message = "openai_request_timeout_seconds must be between 1 and 600, e.g. 30."
+  }
+}
+
+variable "openai_max_completion_tokens" {
+  type        = number
+  description = "Upper bound on completion tokens per request, reasoning tokens included (QOTD_OPENAI_MAX_COMPLETION_TOKENS). Null leaves the setting empty, so the handler's own per-call budgets apply."
+  default     = null
+
+  validation {
+    condition     = var.openai_max_completion_tokens == null || (coalesce(var.openai_max_completion_tokens, 1) >= 256 && coalesce(var.openai_max_completion_tokens, 1) <= 128000)
+    error_message = "openai_max_completion_tokens must be between 256 and 128000, e.g. 16000, or null."
   }
 }
 
@@ -529,8 +548,51 @@ variable "openai_api_key_secret_version" {
 
 variable "auth_subject_claim" {
   type        = string
-  description = "Claim holding the user id (QOTD_AUTH_SUBJECT_CLAIM)."
-  default     = "sub"
+  description = "Claim holding the user id (QOTD_AUTH_SUBJECT_CLAIM). `oid` for Entra External ID (stable across apps; `sub` is pairwise per app); B2C user flows put the object id in `sub`."
+  default     = "oid"
+}
+
+variable "auth_required_scope" {
+  type        = string
+  description = "Delegated scope a user token must carry in `scp` (QOTD_AUTH_REQUIRED_SCOPE); also the scope the entra-apps module exposes on the API."
+  default     = "quiz.play"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$", var.auth_required_scope))
+    error_message = "auth_required_scope must be a scope value such as \"quiz.play\" (letters, digits, dots, hyphens, underscores)."
+  }
+}
+
+variable "web_client_id" {
+  type        = string
+  description = "Client id of the player page's SPA registration (QOTD_WEB_CLIENT_ID) when the app registrations are made by hand. Ignored (taken from modules/entra-apps) when entra_external_tenant_id is set."
+  default     = ""
+  nullable    = false
+}
+
+variable "web_authority" {
+  type        = string
+  description = "OIDC authority the player page signs in with (QOTD_WEB_AUTHORITY), e.g. \"https://<subdomain>.ciamlogin.com/<tenant-id>\", when the app registrations are made by hand. Ignored when entra_external_tenant_id is set."
+  default     = ""
+  nullable    = false
+}
+
+variable "web_api_scope" {
+  type        = string
+  description = "Full scope the player page requests for the API (QOTD_WEB_API_SCOPE), e.g. \"api://<api-client-id>/quiz.play\", when the app registrations are made by hand. Ignored when entra_external_tenant_id is set."
+  default     = ""
+  nullable    = false
+}
+
+variable "dispatch_schedule" {
+  type        = string
+  description = "NCRONTAB schedule (6 fields, UTC) of the DispatchOutbox safety-net timer, the app setting QOTD_DISPATCH_SCHEDULE that functions/DispatchOutbox/function.json names as %QOTD_DISPATCH_SCHEDULE%. Events are published in-process right after each commit; the timer only catches what a dead instance left behind. Each run opens a database connection, so with a serverless database keep its period longer than sql_auto_pause_delay_minutes or the database never pauses."
+  default     = "0 */5 * * * *"
+
+  validation {
+    condition     = can(regex("^\\S+( \\S+){5}$", var.dispatch_schedule))
+    error_message = "dispatch_schedule must be a 6-field NCRONTAB expression {second} {minute} {hour} {day} {month} {day-of-week}, e.g. \"0 */5 * * * *\" (every 5 minutes) or \"0 0 */2 * * *\" (every 2 hours)."
+  }
 }
 
 variable "auth_roles_claim" {
@@ -617,4 +679,67 @@ variable "alert_http_5xx_minimum_requests" {
   type        = number
   description = "Ignore the 5xx rate when fewer requests than this arrived in the window."
   default     = 20
+}
+
+# ----------------------------------------------------------------------------------------------
+# Sign-in: Microsoft Entra External ID app registrations (modules/entra-apps)
+# ----------------------------------------------------------------------------------------------
+
+variable "entra_external_tenant_id" {
+  type        = string
+  description = "Tenant id (GUID) of the External ID (customer) tenant, which is created by hand once. Set: Terraform creates the API, player page (SPA) and smoke-test app registrations there through the `azuread.external` provider and derives QOTD_AUTH_* and QOTD_WEB_* from them. Null: nothing is created and auth_metadata_url/auth_audience (and web_*) come from the tfvars."
+  default     = null
+
+  validation {
+    condition     = var.entra_external_tenant_id == null || can(regex("^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$", coalesce(var.entra_external_tenant_id, "-")))
+    error_message = "entra_external_tenant_id must be a tenant GUID, e.g. \"11111111-1111-1111-1111-111111111111\", or null."
+  }
+}
+
+variable "entra_external_subdomain" {
+  type        = string
+  description = "Subdomain of the External ID tenant's sign-in host, <subdomain>.ciamlogin.com (the part before .onmicrosoft.com of its initial domain). Required with entra_external_tenant_id."
+  default     = null
+
+  validation {
+    condition     = var.entra_external_tenant_id == null || can(regex("^[a-z0-9][a-z0-9-]{0,62}$", coalesce(var.entra_external_subdomain, "-")))
+    error_message = "entra_external_subdomain is required with entra_external_tenant_id: the lowercase <subdomain> of <subdomain>.ciamlogin.com, e.g. \"qotdplayers\"."
+  }
+}
+
+variable "entra_external_client_id" {
+  type        = string
+  description = "Client id of the app registration, in the External ID tenant, that Terraform signs in as to manage the app registrations there (federated credential for GitHub OIDC; see docs/deploy.md). Null uses ARM_CLIENT_ID, or the Azure CLI login for that tenant on a laptop."
+  default     = null
+}
+
+variable "api_identifier_uri" {
+  type        = string
+  description = "Application ID URI of the API registration. Null uses api://<api client id>, which every tenant policy accepts; a custom api:// value may be refused by a tenant's app management policy."
+  default     = null
+}
+
+variable "api_app_role_assignment_required" {
+  type        = bool
+  description = "Require an app role assignment on the API's service principal before Entra issues tokens for it. Off by default: any customer who signs up must be able to get a player token (a user without an assignment would be refused); app-only callers need an app role anyway."
+  default     = false
+}
+
+variable "web_local_redirect_uris" {
+  type        = list(string)
+  description = "Extra redirect URIs of the player page's SPA registration for local runs, e.g. [\"http://127.0.0.1:7071/\"] in dev. Keep it empty in production registrations."
+  default     = []
+  nullable    = false
+}
+
+variable "github_repository" {
+  type        = string
+  description = "owner/repo of the GitHub repository whose deploy workflow runs the smoke test: the subject of the smoke-test client's federated credential is repo:<owner/repo>:environment:<github_environment>. The deploy workflow passes it. Null creates the smoke-test registration without a federated credential."
+  default     = null
+}
+
+variable "github_environment" {
+  type        = string
+  description = "GitHub environment the deploy job of this Terraform environment runs in (ephemeral environments run in \"dev\"). Null means the same as `environment`."
+  default     = null
 }

@@ -146,7 +146,7 @@ variable "container_registry_server" {
 variable "container_image" {
   type        = string
   description = "Image the container app is created with (the pipeline deploys releases)."
-  default     = "mcr.microsoft.com/azure-functions/dotnet-isolated:4-dotnet-isolated8.0"
+  default     = "mcr.microsoft.com/azure-functions/dotnet-isolated:4-dotnet-isolated10.0"
 }
 
 variable "container_port" {

@@ -49,14 +49,48 @@ variable "deployment_name" {
 
 variable "model_name" {
   type        = string
-  description = "Model name, e.g. gpt-4o-mini."
-  default     = "gpt-4o-mini"
+  description = "Model name as the regional catalog spells it, e.g. gpt-5.4-mini."
+  default     = "gpt-5.4-mini"
+
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9.-]{0,63}$", var.model_name))
+    error_message = "model_name must be lowercase letters, digits, dots and hyphens, e.g. \"gpt-5.4-mini\"."
+  }
 }
 
 variable "model_version" {
   type        = string
-  description = "Model version, e.g. 2024-07-18."
-  default     = "2024-07-18"
+  description = "Model version, e.g. 2026-03-17."
+  default     = "2026-03-17"
+
+  validation {
+    condition     = can(regex("^[0-9A-Za-z][0-9A-Za-z.-]{0,31}$", var.model_version))
+    error_message = "model_version must be the catalog's version string, e.g. \"2026-03-17\"."
+  }
+}
+
+variable "subscription_id" {
+  type        = string
+  description = "Subscription whose regional model catalog is read by the plan-time model check."
+}
+
+variable "account_kind" {
+  type        = string
+  description = "Account kind; also the `kind` the catalog entries are filtered on."
+  default     = "OpenAI"
+}
+
+variable "model_check_enabled" {
+  type        = bool
+  description = "Read the regional model catalog at plan time and fail the plan when the model, version or deployment type is not offered, is past its deprecation date, or is in a lifecycle state outside allowed_lifecycle_statuses. Turn off only to plan while the catalog is unreachable."
+  default     = true
+}
+
+variable "allowed_lifecycle_statuses" {
+  type        = list(string)
+  description = "Catalog lifecycle states a new deployment may use. `Deprecating` (existing customers only), `Deprecated` (retired) and `Legacy` are left out on purpose; add `Preview` only to try a preview model."
+  default     = ["GenerallyAvailable", "Stable"]
+  nullable    = false
 }
 
 variable "deployment_sku_name" {
