@@ -381,7 +381,6 @@ fn quick_policy() -> RetryPolicy {
         max_attempts: 4,
         base_delay: Duration::from_millis(50),
         max_delay: Duration::from_millis(400),
-        request_timeout: Duration::from_secs(2),
         total_budget: Duration::from_secs(5),
     }
 }
@@ -390,6 +389,7 @@ fn sas_publisher(mock: &Mock) -> ServiceBusPublisher {
     ServiceBusPublisher::new(&sas_settings(mock), reqwest::Client::new())
         .unwrap()
         .with_policy(quick_policy())
+        .with_request_timeout(Duration::from_secs(2))
 }
 
 fn bearer_publisher(mock: &Mock, credential: Arc<FakeCredential>) -> ServiceBusPublisher {
@@ -399,6 +399,7 @@ fn bearer_publisher(mock: &Mock, credential: Arc<FakeCredential>) -> ServiceBusP
         credential,
     )
     .with_policy(quick_policy())
+    .with_request_timeout(Duration::from_secs(2))
 }
 
 fn event(topic: &str, correlation_id: Option<&str>, data_bytes: usize) -> PendingEvent {
@@ -672,13 +673,14 @@ async fn throttled_then_accepted_honours_retry_after() {
 async fn server_busy_storm_gives_up_as_transient_in_bounded_time() {
     let mock = Mock::start(ExpectedAuth::Sas).await;
     mock.set_default(error_reply(503, vec![], "ServerBusy: The server is busy."));
-    let publisher = sas_publisher(&mock).with_policy(RetryPolicy {
-        max_attempts: 4,
-        base_delay: Duration::from_millis(50),
-        max_delay: Duration::from_millis(200),
-        request_timeout: Duration::from_secs(1),
-        total_budget: Duration::from_secs(3),
-    });
+    let publisher = sas_publisher(&mock)
+        .with_policy(RetryPolicy {
+            max_attempts: 4,
+            base_delay: Duration::from_millis(50),
+            max_delay: Duration::from_millis(200),
+            total_budget: Duration::from_secs(3),
+        })
+        .with_request_timeout(Duration::from_secs(1));
     let events = vec![
         event("user-registered", None, 10),
         event("user-registered", None, 10),
@@ -732,13 +734,14 @@ async fn server_busy_storm_gives_up_as_transient_in_bounded_time() {
 async fn timeout_is_transient_and_the_retry_is_deduplicated() {
     let mock = Mock::start(ExpectedAuth::Sas).await;
     mock.set_default(Reply::Slow(Duration::from_secs(5)));
-    let publisher = sas_publisher(&mock).with_policy(RetryPolicy {
-        max_attempts: 3,
-        base_delay: Duration::from_millis(50),
-        max_delay: Duration::from_millis(100),
-        request_timeout: Duration::from_millis(300),
-        total_budget: Duration::from_secs(2),
-    });
+    let publisher = sas_publisher(&mock)
+        .with_policy(RetryPolicy {
+            max_attempts: 3,
+            base_delay: Duration::from_millis(50),
+            max_delay: Duration::from_millis(100),
+            total_budget: Duration::from_secs(2),
+        })
+        .with_request_timeout(Duration::from_millis(300));
     let ev = event("user-registered", None, 10);
     let started = Instant::now();
     let e = publisher
@@ -765,10 +768,7 @@ async fn timeout_is_transient_and_the_retry_is_deduplicated() {
     // One slow answer, then a quick one: the publish succeeds and still only one copy exists.
     let mock = Mock::start(ExpectedAuth::Sas).await;
     mock.script([Reply::Slow(Duration::from_secs(5))]);
-    let publisher = sas_publisher(&mock).with_policy(RetryPolicy {
-        request_timeout: Duration::from_millis(300),
-        ..quick_policy()
-    });
+    let publisher = sas_publisher(&mock).with_request_timeout(Duration::from_millis(300));
     let ev = event("user-registered", None, 10);
     publisher
         .publish("user-registered", std::slice::from_ref(&ev))

@@ -10,6 +10,7 @@ pub mod functions;
 pub mod http;
 pub mod identity;
 pub mod outbox;
+pub mod retry;
 pub mod secret;
 pub mod servicebus;
 pub mod store;

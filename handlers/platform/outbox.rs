@@ -6,6 +6,7 @@
 //! timer function as a safety net; `dispatch_once` is the single step all three call.
 
 use crate::platform::clock::Clock;
+use crate::platform::retry::RetryPolicy;
 use crate::platform::store::{EventStore, PendingEvent};
 use async_trait::async_trait;
 use chrono::Duration as ChronoDuration;
@@ -146,11 +147,56 @@ impl Dispatcher {
     }
 }
 
+/// When a transient failure may be retried: 1 s after the first failed attempt, doubling to
+/// 32 s (the step curve from 500 ms; `attempts` already counts the failed one).
+const TRANSIENT_RETRY: RetryPolicy =
+    RetryPolicy::unbounded(Duration::from_millis(500), Duration::from_secs(32));
+/// When a configuration error may be retried: slowly, 60 s doubling to 5 min, since it heals
+/// only when someone fixes the topic or the permissions.
+const CONFIG_RETRY: RetryPolicy =
+    RetryPolicy::unbounded(Duration::from_secs(30), Duration::from_secs(300));
+
+/// How long a released event waits before it is claimed again. The un-jittered step: the
+/// time is stored on the row, and the rows of one batch are meant to come back together.
 fn backoff(attempts: u32, err: &PublishError) -> ChronoDuration {
-    let base_ms: i64 = match err {
-        PublishError::Transient(_) => 500,
-        PublishError::Config(_) => 30_000,
+    let policy = match err {
+        PublishError::Transient(_) => TRANSIENT_RETRY,
+        PublishError::Config(_) => CONFIG_RETRY,
     };
-    let ms = base_ms.saturating_mul(1 << attempts.min(6)).min(300_000);
-    ChronoDuration::milliseconds(ms)
+    let step = policy.step(attempts.saturating_add(1));
+    ChronoDuration::from_std(step).unwrap_or(ChronoDuration::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_per_attempt_up_to_its_cap() {
+        let transient = PublishError::Transient("503".into());
+        let config = PublishError::Config("404".into());
+        // (attempts so far, transient wait, configuration wait), in seconds
+        let cases = [
+            (0, 0.5, 30),
+            (1, 1.0, 60),
+            (2, 2.0, 120),
+            (3, 4.0, 240),
+            (4, 8.0, 300),
+            (6, 32.0, 300),
+            (7, 32.0, 300),
+            (u32::MAX, 32.0, 300),
+        ];
+        for (attempts, transient_secs, config_secs) in cases {
+            assert_eq!(
+                backoff(attempts, &transient),
+                ChronoDuration::milliseconds((transient_secs * 1000.0) as i64),
+                "transient, attempts {attempts}"
+            );
+            assert_eq!(
+                backoff(attempts, &config),
+                ChronoDuration::seconds(config_secs),
+                "config, attempts {attempts}"
+            );
+        }
+    }
 }

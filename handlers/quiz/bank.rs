@@ -9,7 +9,7 @@
 
 use super::{
     Difficulty, Generated, Provenance, QUESTIONS_PER_QUIZ, Question, QuizGenerator, QuizSource,
-    RecentQuestions,
+    RecentQuestions, normalise_text,
 };
 use crate::embedded::BANK_JSON;
 use crate::kernel::QuizDay;
@@ -134,6 +134,50 @@ impl Bank {
         out.sort_by_key(|q| q.difficulty as u8);
         out
     }
+
+    /// An unused question to stand in for the rejected one at `position` (0-based) of `day`:
+    /// same category and difficulty if possible, then same category, then any; never one that
+    /// `avoid` names. Deterministic per day; each position starts reading at its own offset so
+    /// two replacements on one day do not compete for the same questions.
+    pub fn replacement(
+        &self,
+        day: QuizDay,
+        position: usize,
+        category: &str,
+        difficulty: Difficulty,
+        avoid: &Avoid<'_>,
+    ) -> Option<Question> {
+        let all = &self.order;
+        if all.is_empty() {
+            return None;
+        }
+        let start =
+            (day.ordinal().rem_euclid(all.len() as i64) as usize + position * 7) % all.len();
+        let usable = |q: &Question| {
+            !avoid.recent.contains(q)
+                && !avoid.ids.contains(&q.id)
+                && !avoid.texts.contains(&normalise_text(&q.text))
+        };
+        let passes: [&dyn Fn(&Question) -> bool; 3] = [
+            &|q| q.category == category && q.difficulty == difficulty,
+            &|q| q.category == category,
+            &|_| true,
+        ];
+        passes.iter().find_map(|fits| {
+            (0..all.len())
+                .map(|i| &all[(start + i) % all.len()])
+                .find(|q| fits(q) && usable(q))
+                .cloned()
+        })
+    }
+}
+
+/// What a replacement question must not repeat: the recent days' questions, and the ids and
+/// normalised texts ([`normalise_text`]) of the questions the quiz already holds.
+pub struct Avoid<'a> {
+    pub recent: &'a RecentQuestions,
+    pub ids: &'a HashSet<String>,
+    pub texts: &'a HashSet<String>,
 }
 
 /// The bank as a `QuizGenerator`.

@@ -16,14 +16,17 @@
 //! connection dropped), or a statement that hit its timeout. Everything else (a constraint
 //! violation, a syntax or permission error) is permanent.
 //!
-//! **Backoff.** Exponential from [`RetryPolicy::base`], doubling up to [`RetryPolicy::cap`],
-//! with "equal jitter" (a random delay between half and all of the step) so many instances do
-//! not retry in lockstep. At most [`RetryPolicy::max_attempts`] tries, and no new try once the
-//! operation has been running for longer than the budget (the statement timeout), so a request
-//! never hangs for minutes. Waiting for a pooled connection is not retried here: bb8 already
-//! keeps trying to connect until its connection timeout (and logs each real error).
+//! **Backoff.** The platform's one policy ([`crate::platform::retry`]: exponential with equal
+//! jitter) with the SQL numbers of [`SqlRetry::with_budget`]: at most 5 tries, 250 ms doubling
+//! to 4 s, and no wait that would end past the budget (the statement timeout), so a request
+//! never hangs for minutes. Only the rule of *which* failures may be repeated is SQL's own.
+//! Waiting for a pooled connection is not retried here: bb8 already keeps trying to connect
+//! until its connection timeout (and logs each real error).
 
+use crate::platform::retry;
 use std::time::Duration;
+
+pub use crate::platform::retry::jitter_unit;
 
 /// Azure SQL / SQL Server error numbers that mean "try again shortly".
 pub mod codes {
@@ -93,35 +96,43 @@ pub enum Failure {
     NoConnection,
 }
 
-/// Retry limits.
+/// Tries of one SQL operation, first included.
+const MAX_ATTEMPTS: u32 = 5;
+/// The step before the second try; doubles up to [`MAX_DELAY`].
+const BASE_DELAY: Duration = Duration::from_millis(250);
+const MAX_DELAY: Duration = Duration::from_secs(4);
+
+/// The SQL store's retry rule: the platform policy with the SQL numbers, gated on the kind of
+/// failure (only [`Failure::Transient`] is repeated).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    pub max_attempts: u32,
-    pub base: Duration,
-    pub cap: Duration,
-    /// No new try starts once this much time has passed since the first one.
-    pub budget: Duration,
+pub struct SqlRetry {
+    policy: retry::RetryPolicy,
 }
 
-impl RetryPolicy {
-    /// The defaults: 5 tries, 250 ms doubling to 4 s, within `budget`.
+/// The name the store's loop (`mssql/mod.rs`) uses for [`SqlRetry`].
+pub type RetryPolicy = SqlRetry;
+
+impl SqlRetry {
+    /// The SQL numbers, within `budget` (the statement timeout).
     pub fn with_budget(budget: Duration) -> Self {
         Self {
-            max_attempts: 5,
-            base: Duration::from_millis(250),
-            cap: Duration::from_secs(4),
-            budget,
+            policy: retry::RetryPolicy {
+                max_attempts: MAX_ATTEMPTS,
+                base_delay: BASE_DELAY,
+                max_delay: MAX_DELAY,
+                total_budget: budget,
+            },
         }
     }
 
-    /// The un-jittered step before try `attempt + 1` (attempt counts from 1).
-    pub fn step(&self, attempt: u32) -> Duration {
-        let factor = 1u32 << attempt.saturating_sub(1).min(16);
-        self.base.saturating_mul(factor).min(self.cap)
+    /// The policy applied to transient failures.
+    pub fn policy(&self) -> &retry::RetryPolicy {
+        &self.policy
     }
 
-    /// The delay before the next try, or `None` to give up. `unit` is a random number in
-    /// `[0, 1)`; the delay is `step/2 + unit * step/2` ("equal jitter").
+    /// The delay before the next try, or `None` to give up: the failure is not transient, the
+    /// tries are used up, or the wait would end past the budget. `unit` is the jitter draw in
+    /// `[0, 1)` (see [`jitter_unit`]).
     pub fn next_delay(
         &self,
         failure: Failure,
@@ -129,33 +140,25 @@ impl RetryPolicy {
         elapsed: Duration,
         unit: f64,
     ) -> Option<Duration> {
-        if failure != Failure::Transient || attempt >= self.max_attempts {
+        if failure != Failure::Transient {
             return None;
         }
-        let step = self.step(attempt);
-        let delay = step / 2 + step.mul_f64(unit.clamp(0.0, 1.0) / 2.0);
-        (elapsed + delay < self.budget).then_some(delay)
+        self.policy.next_with(attempt, elapsed, None, unit).ok()
     }
-}
-
-/// A uniformly distributed number in `[0, 1)` for jitter (from the OS random source via uuid).
-pub fn jitter_unit() -> f64 {
-    let bits = uuid::Uuid::new_v4().as_u128() as u64 >> 11;
-    bits as f64 / (1u64 << 53) as f64
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn policy() -> RetryPolicy {
-        RetryPolicy::with_budget(Duration::from_secs(30))
+    fn policy() -> SqlRetry {
+        SqlRetry::with_budget(Duration::from_secs(30))
     }
 
     #[test]
     fn steps_double_and_are_capped() {
         let p = policy();
-        let steps: Vec<u128> = (1..=7).map(|a| p.step(a).as_millis()).collect();
+        let steps: Vec<u128> = (1..=7).map(|a| p.policy().step(a).as_millis()).collect();
         assert_eq!(steps, vec![250, 500, 1000, 2000, 4000, 4000, 4000]);
     }
 
@@ -163,7 +166,7 @@ mod tests {
     fn jitter_stays_between_half_and_the_whole_step() {
         let p = policy();
         for attempt in 1..4 {
-            let step = p.step(attempt);
+            let step = p.policy().step(attempt);
             let low = p
                 .next_delay(Failure::Transient, attempt, Duration::ZERO, 0.0)
                 .unwrap();
