@@ -43,10 +43,6 @@ struct Run<'a> {
     model: Mutex<Option<String>>,
 }
 
-// ---------------------------------------------------------------------------------------------
-// The generator
-// ---------------------------------------------------------------------------------------------
-
 /// The outcome of one position after validation, verification and regeneration.
 struct Settled {
     question: Option<Question>,
