@@ -79,7 +79,7 @@ impl OpenAiGenerator {
     }
 
     fn remember_model(run: &Run<'_>, reply: &Reply) {
-        let mut model = run.model.lock().expect("model lock");
+        let mut model = run.model.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if model.is_none() {
             model.clone_from(&reply.model);
         }
@@ -378,7 +378,7 @@ impl OpenAiGenerator {
         if let Some(bad) = questions.iter().find_map(|q| q.validate().err()) {
             return Err(format!("the assembled quiz is invalid: {bad}"));
         }
-        let model = match run.model.lock().expect("model lock").clone() {
+        let model = match run.model.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone() {
             Some(m) if m != self.settings.deployment => {
                 format!("{} ({m})", self.settings.deployment)
             }
