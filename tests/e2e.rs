@@ -222,12 +222,8 @@ async fn the_same_service_bus_delivery_three_times_counts_once() {
 
 #[tokio::test]
 async fn events_committed_before_a_crash_are_dispatched_after_restart() {
-    // The DispatchOutbox timer fires at second 0 of each minute; stay clear of it so the events
-    // are still pending when the process is killed.
-    let second = chrono::Timelike::second(&chrono::Utc::now());
-    if second >= 50 {
-        tokio::time::sleep(Duration::from_secs(u64::from(62 - second))).await;
-    }
+    // The harness turns the local timers off (QOTD_LOCAL_TIMERS=false), so the DispatchOutbox
+    // timer cannot publish behind the test's back: the events stay pending until the kill.
     let app = spawn_local_with(&[("QOTD_DISPATCH_IN_PROCESS", "false")]).await;
     let token = app.register("crashy").await;
     let date = app.today(&token).await["date"].as_str().unwrap().to_owned();
@@ -379,4 +375,28 @@ async fn players_report_questions_once_and_admins_list_them() {
     assert_eq!(list["reports"][0]["questionId"], qid);
     assert_eq!(list["reports"][0]["userId"], "reporter");
     assert_eq!(app.get("/api/admin/reports", &player).await.0, 403);
+}
+
+#[tokio::test]
+async fn answers_written_as_integral_numbers_count_as_whole_numbers() {
+    // JSON Schema's `integer` (what openapi.yaml promises) admits 3.0 and 2e0.
+    let app = spawn_local().await;
+    let token = app.register("decimal").await;
+    let date = app.today(&token).await["date"].as_str().unwrap().to_owned();
+    let (status, body) = app
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/quizzes/{date}/attempts"),
+            Some(&token),
+            Some(serde_json::json!({ "answers": [0.0, 1.0, 2e0, 3, -0.0] })),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let chosen: Vec<u64> = body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["chosenChoice"].as_u64().unwrap())
+        .collect();
+    assert_eq!(chosen, [0, 1, 2, 3, 0]);
 }

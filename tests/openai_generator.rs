@@ -5,9 +5,11 @@
 //! `response_format`; by default it plays an honest model that writes valid questions and
 //! answers the blind check correctly, and each test overrides the replies it cares about.
 
-use async_trait::async_trait;
-use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
+mod common;
+
+use azure_core::credentials::TokenCredential;
 use bytes::Bytes;
+use common::FakeCredential;
 use qotd::kernel::QuizDay;
 use qotd::quiz::bank::{Bank, BankGenerator};
 use qotd::quiz::openai::{
@@ -374,30 +376,6 @@ fn honest() -> Script {
 // The generator under test
 // ---------------------------------------------------------------------------------------------
 
-/// A credential that hands out a fixed token and remembers the scopes it was asked for.
-#[derive(Debug, Default)]
-struct FakeCredential {
-    scopes: Mutex<Vec<String>>,
-}
-
-#[async_trait]
-impl TokenCredential for FakeCredential {
-    async fn get_token(
-        &self,
-        scopes: &[&str],
-        _options: Option<TokenRequestOptions<'_>>,
-    ) -> azure_core::Result<AccessToken> {
-        self.scopes
-            .lock()
-            .unwrap()
-            .extend(scopes.iter().map(|s| s.to_string()));
-        Ok(AccessToken::new(
-            "fake-entra-token",
-            azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1),
-        ))
-    }
-}
-
 fn settings(server: &Server, style: &str, key: Option<&str>) -> OpenAiSettings {
     let mut vars: HashMap<&str, String> = HashMap::from([
         ("QOTD_OPENAI_ENDPOINT", server.base.clone()),
@@ -660,7 +638,7 @@ async fn a_valid_quiz_from_the_deployments_endpoint_with_an_api_key() {
 #[tokio::test]
 async fn a_valid_quiz_from_the_v1_endpoint_with_an_entra_token() {
     let server = start(honest()).await;
-    let credential = Arc::new(FakeCredential::default());
+    let credential = FakeCredential::new("fake-entra-token");
     let g = generator(
         settings(&server, "v1", None),
         Some(credential.clone() as Arc<dyn TokenCredential>),
@@ -678,7 +656,7 @@ async fn a_valid_quiz_from_the_v1_endpoint_with_an_entra_token() {
         assert_eq!(s.body["model"], DEPLOYMENT);
         assert_request_shape(s);
     }
-    let scopes = credential.scopes.lock().unwrap().clone();
+    let scopes = credential.scopes();
     assert_eq!(
         scopes.len(),
         seen.len(),

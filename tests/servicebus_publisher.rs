@@ -3,14 +3,15 @@
 //! checked with the key, bearer tokens compared, 201 on success, XML error bodies, throttling
 //! with `Retry-After`, duplicate detection by `MessageId`, unknown entities, slow answers.
 
-use async_trait::async_trait;
+mod common;
+
 use aws_lc_rs::hmac;
-use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
 use base64::Engine as _;
 use chrono::Utc;
+use common::FakeCredential;
+use qotd::kernel::events::{EventType, UserRegisteredV1};
 use qotd::kernel::{DisplayName, UserId};
 use qotd::platform::clock::SystemClock;
-use qotd::kernel::events::{EventType, UserRegisteredV1};
 use qotd::platform::events::NewEvent;
 use qotd::platform::outbox::{Dispatcher, EventPublisher, PublishError};
 use qotd::platform::servicebus::{
@@ -315,37 +316,6 @@ async fn handle(
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-#[derive(Debug)]
-struct FakeCredential {
-    token: String,
-    scopes: Mutex<Vec<Vec<String>>>,
-}
-
-#[async_trait]
-impl TokenCredential for FakeCredential {
-    async fn get_token(
-        &self,
-        scopes: &[&str],
-        _options: Option<TokenRequestOptions<'_>>,
-    ) -> azure_core::Result<AccessToken> {
-        self.scopes
-            .lock()
-            .unwrap()
-            .push(scopes.iter().map(|s| s.to_string()).collect());
-        Ok(AccessToken::new(
-            self.token.clone(),
-            azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1),
-        ))
-    }
-}
-
-fn fake_credential(token: &str) -> Arc<FakeCredential> {
-    Arc::new(FakeCredential {
-        token: token.to_owned(),
-        scopes: Mutex::new(Vec::new()),
-    })
-}
-
 fn settings(vars: &[(&str, &str)]) -> ServiceBusSettings {
     let map: HashMap<String, String> = vars
         .iter()
@@ -515,7 +485,7 @@ async fn single_message_with_sas_has_the_documented_shape() {
 #[tokio::test]
 async fn batch_with_bearer_token_has_the_documented_shape() {
     let mock = Mock::start(ExpectedAuth::Bearer("entra-token-1".into())).await;
-    let credential = fake_credential("entra-token-1");
+    let credential = FakeCredential::new("entra-token-1");
     let publisher = bearer_publisher(&mock, credential.clone());
     let events = vec![
         event("daily-quiz-generated", Some("corr-not-a-uuid"), 10),
@@ -575,7 +545,7 @@ async fn batch_with_bearer_token_has_the_documented_shape() {
             .starts_with("00-0123456789abcdef0123456789abcdef-")
     );
     assert_eq!(
-        credential.scopes.lock().unwrap().as_slice(),
+        credential.requests().as_slice(),
         &[vec![SCOPE.to_owned()]],
         "one token request with the Service Bus scope"
     );
@@ -791,7 +761,7 @@ async fn connection_refused_is_transient() {
         ("QOTD_SERVICEBUS_ENDPOINT", &base),
     ]);
     let publisher =
-        ServiceBusPublisher::with_credential(&s, reqwest::Client::new(), fake_credential("t"))
+        ServiceBusPublisher::with_credential(&s, reqwest::Client::new(), FakeCredential::new("t"))
             .with_policy(RetryPolicy {
                 max_attempts: 2,
                 ..quick_policy()
@@ -810,7 +780,7 @@ async fn connection_refused_is_transient() {
 #[tokio::test]
 async fn unauthorized_is_a_config_error_logged_once_per_topic_and_status() {
     let mock = Mock::start(ExpectedAuth::Bearer("the-right-token".into())).await;
-    let publisher = bearer_publisher(&mock, fake_credential("a-wrong-token"));
+    let publisher = bearer_publisher(&mock, FakeCredential::new("a-wrong-token"));
     let events = vec![event("user-registered", None, 10)];
 
     let e = publisher
@@ -984,7 +954,7 @@ async fn dispatcher_publishes_through_service_bus_and_keeps_rejected_events_pend
         .await
         .unwrap();
     register_one(&stores, "corr-denied").await;
-    let publisher = Arc::new(bearer_publisher(&mock, fake_credential("wrong")));
+    let publisher = Arc::new(bearer_publisher(&mock, FakeCredential::new("wrong")));
     let dispatcher = Dispatcher::new(
         stores.events().clone(),
         publisher.clone(),

@@ -26,11 +26,16 @@ use http::{Method, StatusCode};
 /// checks function.json against this table).
 pub fn access_of(function: &str) -> Option<Access> {
     Some(match function {
-        "Health" => Access::Anonymous,
-        "UsersMe" | "QuizToday" | "QuizByDate" | "QuizAttempts" | "UsersMeAttempts"
-        | "UsersMeAttemptShare" | "QuizReportQuestion" | "Leaderboard" | "LeaderboardMe" => {
-            Access::Player
-        }
+        "Health" | "OpenApi" => Access::Anonymous,
+        "UsersMe"
+        | "QuizToday"
+        | "QuizByDate"
+        | "QuizAttempts"
+        | "UsersMeAttempts"
+        | "UsersMeAttemptShare"
+        | "QuizReportQuestion"
+        | "Leaderboard"
+        | "LeaderboardMe" => Access::Player,
         "AdminGenerateQuiz" | "AdminListReports" => Access::Admin,
         _ => return None,
     })
@@ -40,8 +45,10 @@ impl App {
     /// Runs one HTTP function by name.
     pub async fn http_function(&self, name: &str, req: ApiRequest) -> ApiResponse {
         let Some(access) = access_of(name) else {
-            return Problem::internal(format!("function {name} has an HTTP trigger but no handler"))
-                .into_response();
+            return Problem::internal(format!(
+                "function {name} has an HTTP trigger but no handler"
+            ))
+            .into_response();
         };
         let is_write = req.method == Method::POST;
         let result = match access {
@@ -58,13 +65,23 @@ impl App {
         res
     }
 
-    async fn anonymous_function(&self, name: &str, req: ApiRequest) -> Result<ApiResponse, Problem> {
+    async fn anonymous_function(
+        &self,
+        name: &str,
+        req: ApiRequest,
+    ) -> Result<ApiResponse, Problem> {
         match name {
             "Health" => {
                 req.query(&[])?;
                 Ok(self.health().await)
             }
-            other => Err(Problem::internal(format!("anonymous function {other} has no handler"))),
+            "OpenApi" => {
+                req.query(&[])?;
+                Ok(openapi_document())
+            }
+            other => Err(Problem::internal(format!(
+                "anonymous function {other} has no handler"
+            ))),
         }
     }
 
@@ -163,6 +180,17 @@ impl App {
             _ => Problem::not_found(format!("no dev issuer document at {path}")).into_response(),
         }
     }
+}
+
+/// `GET /api/openapi.yaml`: the contract this very binary was built with.
+fn openapi_document() -> ApiResponse {
+    static SPEC: &str = include_str!("../../openapi.yaml");
+    let mut res = http::Response::new(bytes::Bytes::from_static(SPEC.as_bytes()));
+    res.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/yaml"),
+    );
+    res
 }
 
 #[async_trait]

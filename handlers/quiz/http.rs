@@ -136,7 +136,30 @@ pub async fn by_date(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AttemptBody {
-    answers: Vec<i64>,
+    /// Any JSON number with an integral value (`2`, `2.0`, `2e0`): JSON Schema's `integer`,
+    /// which openapi.yaml promises, admits all of them.
+    answers: Vec<serde_json::Number>,
+}
+
+/// The answers as whole numbers, or a 422 naming the first one that is not.
+fn whole_answers(answers: &[serde_json::Number]) -> Result<Vec<i64>, Problem> {
+    answers
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            n.as_i64()
+                .or_else(|| {
+                    n.as_f64()
+                        .filter(|f| f.fract() == 0.0 && f.abs() <= 1e15)
+                        .map(|f| f as i64)
+                })
+                .ok_or_else(|| {
+                    Problem::invalid(format!(
+                        "answers[{i}] is {n}; each answer must be a whole number (a choice index from 0 to 3)"
+                    ))
+                })
+        })
+        .collect()
 }
 
 #[derive(Serialize)]
@@ -173,13 +196,14 @@ pub async fn submit(
     req.query(&[])?;
     let day = path_day(&req)?;
     let body: AttemptBody = req.json()?;
+    let answers = whole_answers(&body.answers)?;
     let display_name = registered.await?;
     let outcome = quiz
         .submit(
             caller.user_id.clone(),
             display_name.as_str(),
             day,
-            &body.answers,
+            &answers,
             ctx.correlation_id.clone(),
         )
         .await
@@ -320,10 +344,9 @@ pub async fn admin_generate(
         .map_err(problem)?
     {
         Generation::Created(q) => q,
-        Generation::Existed(_) if force => quiz
-            .regenerate(day, correlation)
-            .await
-            .map_err(problem)?,
+        Generation::Existed(_) if force => {
+            quiz.regenerate(day, correlation).await.map_err(problem)?
+        }
         Generation::Existed(_) => return Err(problem(QuizError::AlreadyExists(day))),
     };
     Ok(quiz_response(StatusCode::CREATED, &quiz, true))

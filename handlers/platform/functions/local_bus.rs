@@ -12,6 +12,7 @@
 use super::manifest::{FunctionApp, Trigger};
 use crate::platform::clock::Clock;
 use crate::platform::outbox::{EventPublisher, PublishError};
+use crate::platform::retry::RetryPolicy;
 use crate::platform::store::PendingEvent;
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -23,6 +24,11 @@ use std::time::Duration;
 
 /// Service Bus's default max delivery count.
 pub const MAX_DELIVERIES: u32 = 10;
+
+/// Wait before redelivering a failed invocation: 50 ms doubling to 5 s (no jitter: one local
+/// consumer, nobody to collide with).
+const REDELIVERY: RetryPolicy =
+    RetryPolicy::unbounded(Duration::from_millis(50), Duration::from_secs(5));
 
 /// Delivers outbox events to subscribed functions over the invocation protocol.
 pub struct LocalBus {
@@ -68,7 +74,6 @@ impl LocalBus {
         ev: &PendingEvent,
     ) -> Result<(), PublishError> {
         let url = format!("{base}/{function}");
-        let mut backoff = Duration::from_millis(50);
         for delivery in 1..=MAX_DELIVERIES {
             let body = invocation_body(function, binding, ev, delivery, self.clock.now());
             let sent = self
@@ -102,8 +107,7 @@ impl LocalBus {
                     tracing::warn!(function, subscription, delivery, error = %e, "delivery failed; redelivering")
                 }
             }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(5));
+            tokio::time::sleep(REDELIVERY.step(delivery)).await;
         }
         tracing::error!(function, subscription, event_id = %ev.event_id, "max delivery count reached; dead-lettering");
         self.dead_letter(function, subscription, ev);
@@ -161,7 +165,8 @@ impl EventPublisher for LocalBus {
     }
 }
 
-/// A Service Bus trigger invocation body as the host builds it (functions-host.md §2, §6).
+/// A Service Bus trigger invocation body as the host builds it (see
+/// tests/fixtures/functions-host/servicebus-topic-invocation.json and its README).
 pub fn invocation_body(
     function: &str,
     binding: &str,

@@ -38,7 +38,7 @@ pub fn parse_ncrontab(expr: &str) -> Result<Cron, String> {
         .map_err(|e| format!("schedule '{expr}' is not valid NCRONTAB: {e}"))
 }
 
-/// The `TimerInfo` payload the host sends (functions-host.md §6).
+/// The `TimerInfo` payload the host sends (see tests/fixtures/functions-host/timer-invocation.json).
 pub fn timer_invocation(
     function: &str,
     binding: &str,

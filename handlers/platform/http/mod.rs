@@ -142,7 +142,9 @@ impl Query {
         let Some(raw) = self.0.get(name) else {
             return Ok(default);
         };
-        let value: u64 = raw.parse().map_err(|_| {
+        // Decimal digits only: Rust's parser would also take a leading '+'.
+        let digits = !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit());
+        let value: u64 = raw.parse().ok().filter(|_| digits).ok_or_else(|| {
             Problem::bad_request(format!(
                 "query parameter '{name}' is '{}'; expected a whole number from {} to {}",
                 raw.chars().take(40).collect::<String>(),

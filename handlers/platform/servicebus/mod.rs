@@ -1,8 +1,10 @@
 //! Azure Service Bus publisher: an `EventPublisher` that sends outbox events to topics over the
-//! Service Bus REST API (`POST {base}/{topic}/messages`, ../shared/reference/platform-apis.md §6).
+//! Service Bus REST API (`POST {base}/{topic}/messages`,
+//! https://learn.microsoft.com/rest/api/servicebus/send-message-batch).
 //!
 //! **Settings** follow the Functions connection conventions, so the Service Bus triggers and this
-//! publisher read the same app settings (functions-host.md §8):
+//! publisher read the same app settings
+//! (https://learn.microsoft.com/azure/azure-functions/functions-reference#common-properties-for-identity-based-connections):
 //!
 //! | setting | meaning |
 //! | --- | --- |

@@ -30,7 +30,7 @@ use super::StoreError;
 use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 pub use pool::Conn;
 use pool::{LogSink, Manager};
-use retry::{Failure, RetryPolicy};
+use retry::{Failure, SqlRetry};
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -130,7 +130,7 @@ pub(crate) type Scope<'c, 'a> = PhantomData<&'c &'a ()>;
 pub struct Mssql {
     pool: bb8::Pool<Manager>,
     sink: LogSink,
-    retry: RetryPolicy,
+    retry: SqlRetry,
     connect_timeout: Duration,
     target: String,
 }
@@ -156,7 +156,7 @@ impl Mssql {
         Ok(Self {
             pool: pool::build_pool(manager, settings.pool_size, sink.clone()),
             sink,
-            retry: RetryPolicy::with_budget(settings.statement_timeout),
+            retry: SqlRetry::with_budget(settings.statement_timeout),
             connect_timeout,
             target: cs.redacted(),
         })

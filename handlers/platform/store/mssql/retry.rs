@@ -109,9 +109,6 @@ pub struct SqlRetry {
     policy: retry::RetryPolicy,
 }
 
-/// The name the store's loop (`mssql/mod.rs`) uses for [`SqlRetry`].
-pub type RetryPolicy = SqlRetry;
-
 impl SqlRetry {
     /// The SQL numbers, within `budget` (the statement timeout).
     pub fn with_budget(budget: Duration) -> Self {
