@@ -17,8 +17,8 @@ const HTTP_METHODS: [&str; 8] = [
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
 ];
 
-/// The one HTTP function that needs no token.
-const ANONYMOUS_FUNCTION: &str = "Health";
+/// The HTTP functions that need no token.
+const ANONYMOUS_FUNCTIONS: &[&str] = &["Health", "WebRoot", "WebPage", "WebConfig"];
 
 /// `(path, method, operationId)`, e.g. `("/api/quizzes/{date}", "get", "QuizByDate")`.
 type Operation = (String, String, String);
@@ -67,13 +67,24 @@ fn url_path(prefix: &str, route: &str) -> String {
     let route = route.trim_start_matches('/');
     let mut chars = route.chars();
     while let Some(c) = chars.next() {
-        path.push(c);
-        if c == '{' {
-            let inner: String = chars.by_ref().take_while(|&c| c != '}').collect();
-            let name = inner.split(':').next().unwrap_or("").trim_end_matches('?');
-            path.push_str(name);
-            path.push('}');
+        if c != '{' {
+            path.push(c);
+            continue;
         }
+        let inner: String = chars.by_ref().take_while(|&c| c != '}').collect();
+        // `{x:maxlength(0)?}` matches only the empty segment: the path ends before it.
+        if inner.contains(":maxlength(0)") {
+            continue;
+        }
+        let name = inner
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .trim_end_matches('?')
+            .trim_start_matches('*');
+        path.push('{');
+        path.push_str(name);
+        path.push('}');
     }
     path
 }
@@ -516,7 +527,7 @@ fn every_operation_but_health_requires_the_bearer_token() {
         let what = format!("{} {} ({id}, line {})", o.method, o.path, o.line);
         let effective = o.security.as_ref().or(spec.global_security.as_ref());
         let function = id.split('.').next().unwrap_or("");
-        if function == ANONYMOUS_FUNCTION {
+        if ANONYMOUS_FUNCTIONS.contains(&function) {
             if o.security.as_deref() != Some(&[]) {
                 problems.push(format!(
                     "    {what}: must declare 'security: []' (no token needed)"
@@ -632,4 +643,6 @@ components:
         "/api/x/{date}/{n}"
     );
     assert_eq!(url_path("api", "/x"), "/api/x");
+    assert_eq!(url_path("", "{ignored:maxlength(0)?}"), "/");
+    assert_eq!(url_path("", "play/{*path}"), "/play/{path}");
 }
