@@ -29,7 +29,10 @@ fn find_tool(names: &[&str]) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     names.iter().find_map(|name| {
         std::env::split_paths(&path)
-            .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/lib/chromium")])
+            .chain([
+                PathBuf::from("/usr/bin"),
+                PathBuf::from("/usr/lib/chromium"),
+            ])
             .map(|dir| dir.join(name))
             .find(|p| p.is_file())
     })
@@ -221,7 +224,12 @@ impl Browser {
     }
 
     /// Waits until `check` on the texts of all elements matching `css` holds.
-    async fn wait_texts(&self, css: &str, what: &str, check: impl Fn(&[String]) -> bool) -> Vec<String> {
+    async fn wait_texts(
+        &self,
+        css: &str,
+        what: &str,
+        check: impl Fn(&[String]) -> bool,
+    ) -> Vec<String> {
         let deadline = Instant::now() + WAIT;
         loop {
             let mut texts = Vec::new();
@@ -319,7 +327,9 @@ async fn two_players_play_todays_quiz_in_chromium() {
         json!({ "origin": app.base, "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"] }),
     )
     .await;
-    alice.sign_in_and_register(&app.base, "alice", "Alice").await;
+    alice
+        .sign_in_and_register(&app.base, "alice", "Alice")
+        .await;
     let correct = correct_answers(&app, &today_utc());
     let mut answers = correct.clone();
     answers[4] = (answers[4] + 1) % 4;
@@ -331,7 +341,9 @@ async fn two_players_play_todays_quiz_in_chromium() {
     let score = alice.text("[data-testid=\"score\"]").await;
     assert!(score.ends_with("points"), "score: {score:?}");
     for i in 0..5 {
-        let explanation = alice.text(&format!("[data-testid=\"explanation-{i}\"]")).await;
+        let explanation = alice
+            .text(&format!("[data-testid=\"explanation-{i}\"]"))
+            .await;
         assert!(!explanation.trim().is_empty(), "explanation {i} is shown");
     }
     let verdict = alice.text("[data-testid=\"verdict-4\"]").await;
@@ -371,7 +383,13 @@ async fn two_players_play_todays_quiz_in_chromium() {
         "the clipboard holds the share text shown"
     );
     for i in 0..5 {
-        assert!(!copied.contains(&alice.text(&format!("[data-testid=\"explanation-{i}\"]")).await));
+        assert!(
+            !copied.contains(
+                &alice
+                    .text(&format!("[data-testid=\"explanation-{i}\"]"))
+                    .await
+            )
+        );
     }
 
     // The daily board, with Alice marked as the caller.
@@ -406,13 +424,18 @@ async fn two_players_play_todays_quiz_in_chromium() {
     );
     let rows = bob
         .wait_texts("[data-testid=\"board-row\"]", "both on the board", |t| {
-            t.len() == 2 && t.iter().any(|r| r.contains("Alice")) && t.iter().any(|r| r.contains("Bob"))
+            t.len() == 2
+                && t.iter().any(|r| r.contains("Alice"))
+                && t.iter().any(|r| r.contains("Bob"))
         })
         .await;
     let me = bob
         .text("[data-testid=\"board-row\"][data-me=\"true\"]")
         .await;
-    assert!(me.contains("Bob"), "Bob's row is marked: {me:?} of {rows:?}");
+    assert!(
+        me.contains("Bob"),
+        "Bob's row is marked: {me:?} of {rows:?}"
+    );
     assert!(
         rows[0].contains("Bob"),
         "5 of 5 ranks above 4 of 5: {rows:?}"

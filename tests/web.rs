@@ -17,10 +17,7 @@ fn client() -> reqwest::Client {
 }
 
 fn h<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
-    headers
-        .get(name)
-        .map(|v| v.to_str().unwrap())
-        .unwrap_or("")
+    headers.get(name).map(|v| v.to_str().unwrap()).unwrap_or("")
 }
 
 #[tokio::test]
@@ -130,7 +127,10 @@ async fn the_page_is_served_with_cache_and_security_headers() {
         discovery["authorization_endpoint"],
         format!("{origin}/dev/oidc/authorize")
     );
-    assert_eq!(discovery["token_endpoint"], format!("{origin}/dev/oidc/token"));
+    assert_eq!(
+        discovery["token_endpoint"],
+        format!("{origin}/dev/oidc/token")
+    );
 }
 
 #[tokio::test]

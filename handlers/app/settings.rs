@@ -74,7 +74,9 @@ impl WebSettings {
         {
             let o = o.trim_end_matches('/');
             let ok = (o.starts_with("https://") || o.starts_with("http://"))
-                && !o.split_once("://").is_some_and(|(_, rest)| rest.contains('/'))
+                && !o
+                    .split_once("://")
+                    .is_some_and(|(_, rest)| rest.contains('/'))
                 && o != "*";
             if !ok {
                 return Err(err(

@@ -209,7 +209,10 @@ mod tests {
         );
         let total: usize = names.iter().map(|n| s.body(n).unwrap().len()).sum();
         assert!(total < 100 * 1024, "first load is {total} bytes");
-        assert_eq!(origin_of("http://127.0.0.1:7071/dev/oidc"), "http://127.0.0.1:7071");
+        assert_eq!(
+            origin_of("http://127.0.0.1:7071/dev/oidc"),
+            "http://127.0.0.1:7071"
+        );
         assert_eq!(
             origin_of("https://x.ciamlogin.com/tid/v2.0"),
             "https://x.ciamlogin.com"

@@ -221,7 +221,11 @@ impl DevLogin {
                     "method not allowed\n".into(),
                     "text/plain; charset=utf-8",
                 );
-                let allow = if rest == "/token" { "POST" } else { "GET, POST" };
+                let allow = if rest == "/token" {
+                    "POST"
+                } else {
+                    "GET, POST"
+                };
                 res.headers_mut()
                     .insert(header::ALLOW, HeaderValue::from_static(allow));
                 res
@@ -255,8 +259,7 @@ impl DevLogin {
             "default-src 'none'; form-action 'self' {origin}; frame-ancestors 'none'; base-uri 'none'"
         );
         if let Ok(v) = HeaderValue::from_str(&csp) {
-            res.headers_mut()
-                .insert(header::CONTENT_SECURITY_POLICY, v);
+            res.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
         }
         res
     }
@@ -268,9 +271,7 @@ impl DevLogin {
         };
         let user = f.get("user").map(|u| u.trim()).unwrap_or("");
         if !valid_user(user) {
-            return bad_request(
-                "'user' must be 1 to 64 letters, digits, '.', '_', '-' or '@'",
-            );
+            return bad_request("'user' must be 1 to 64 letters, digits, '.', '_', '-' or '@'");
         }
         let code = random_code();
         {
@@ -299,7 +300,11 @@ impl DevLogin {
             percent_encode(&code),
             percent_encode(&params.state)
         );
-        let mut res = text(StatusCode::FOUND, String::new(), "text/plain; charset=utf-8");
+        let mut res = text(
+            StatusCode::FOUND,
+            String::new(),
+            "text/plain; charset=utf-8",
+        );
         match HeaderValue::from_str(&location) {
             Ok(v) => {
                 res.headers_mut().insert(header::LOCATION, v);
@@ -414,14 +419,25 @@ mod tests {
         let res = login
             .handle(
                 &issuer,
-                &req(Method::POST, "/authorize", "", &format!("{params}&user=alice")),
+                &req(
+                    Method::POST,
+                    "/authorize",
+                    "",
+                    &format!("{params}&user=alice"),
+                ),
             )
             .unwrap();
         assert_eq!(res.status(), StatusCode::FOUND);
         let location = res.headers()[header::LOCATION].to_str().unwrap().to_owned();
         assert!(location.starts_with("http://127.0.0.1:9/play/?code="));
         assert!(location.ends_with("&state=s%201"), "{location}");
-        let code = location.split("code=").nth(1).unwrap().split('&').next().unwrap();
+        let code = location
+            .split("code=")
+            .nth(1)
+            .unwrap()
+            .split('&')
+            .next()
+            .unwrap();
         let exchange = |verifier: &str| {
             login
                 .handle(
@@ -442,12 +458,24 @@ mod tests {
         assert_eq!(ok.status(), StatusCode::OK);
         let body: serde_json::Value = serde_json::from_slice(ok.body()).unwrap();
         assert_eq!(body["token_type"], "Bearer");
-        let id_payload = body["id_token"].as_str().unwrap().split('.').nth(1).unwrap();
+        let id_payload = body["id_token"]
+            .as_str()
+            .unwrap()
+            .split('.')
+            .nth(1)
+            .unwrap();
         let id: serde_json::Value =
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(id_payload).unwrap()).unwrap();
-        assert_eq!((id["nonce"].as_str(), id["aud"].as_str()), (Some("n1"), Some("web")));
+        assert_eq!(
+            (id["nonce"].as_str(), id["aud"].as_str()),
+            (Some("n1"), Some("web"))
+        );
         let again = exchange(&verifier);
-        assert_eq!(again.status(), StatusCode::BAD_REQUEST, "a code is single-use");
+        assert_eq!(
+            again.status(),
+            StatusCode::BAD_REQUEST,
+            "a code is single-use"
+        );
     }
 
     #[test]
@@ -475,7 +503,10 @@ mod tests {
             .unwrap();
         assert_eq!(res.status(), StatusCode::BAD_REQUEST);
         assert!(login.codes.lock().unwrap().is_empty());
-        assert_eq!(loopback_origin("http://[::1]:80/x"), Some("http://[::1]:80"));
+        assert_eq!(
+            loopback_origin("http://[::1]:80/x"),
+            Some("http://[::1]:80")
+        );
         assert_eq!(loopback_origin("https://127.0.0.1/"), None);
         assert_eq!(loopback_origin("http://127.0.0.1.evil.example/"), None);
     }

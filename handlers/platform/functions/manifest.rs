@@ -215,7 +215,11 @@ fn matcher_paths(path: &str) -> Vec<String> {
             .join("/")
     };
     let head = strip(head);
-    let bare = if head.is_empty() { "/".to_owned() } else { head.clone() };
+    let bare = if head.is_empty() {
+        "/".to_owned()
+    } else {
+        head.clone()
+    };
     if let Some(inner) = last.strip_prefix("{*").and_then(|l| l.strip_suffix('}')) {
         let name = inner.split(':').next().unwrap_or("");
         let mut out = vec![format!("{head}/{{*{name}}}"), format!("{head}/")];
