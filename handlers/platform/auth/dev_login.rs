@@ -503,6 +503,29 @@ mod tests {
             .unwrap();
         assert_eq!(res.status(), StatusCode::BAD_REQUEST);
         assert!(login.codes.lock().unwrap().is_empty());
+        login.codes.lock().unwrap().insert(
+            "old".into(),
+            Pending {
+                user: "bob".into(),
+                client_id: "web".into(),
+                redirect_uri: "http://localhost/".into(),
+                challenge: s256(&"a".repeat(43)),
+                nonce: None,
+                issued: Instant::now() - CODE_TTL - Duration::from_secs(1),
+            },
+        );
+        let body = body
+            .replace("code=c&", "code=old&")
+            .replace(&"b".repeat(43), &"a".repeat(43));
+        let res = login
+            .handle(&issuer, &req(Method::POST, "/token", "", &body))
+            .unwrap();
+        assert_eq!(
+            res.status(),
+            StatusCode::BAD_REQUEST,
+            "codes expire after 60 s"
+        );
+        assert!(String::from_utf8_lossy(res.body()).contains("expired"));
         assert_eq!(
             loopback_origin("http://[::1]:80/x"),
             Some("http://[::1]:80")
