@@ -1,6 +1,7 @@
 //! Embeds the two data sets the binary must carry without repeating them in code:
 //! `functions/*/function.json` (the single source of truth for triggers, routes, schedules and
-//! topics) plus `host.json`, and the offline question bank `handlers/quiz/bank/*.json`.
+//! topics) plus `host.json`, the offline question bank `handlers/quiz/bank/*.json`, and the
+//! player page's static files `handlers/web/*` (all but its README).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -68,6 +69,25 @@ fn main() {
         writeln!(
             out,
             "    ({category:?}, include_str!({:?})),",
+            file.display().to_string()
+        )
+        .unwrap();
+    }
+    out.push_str("];\n");
+
+    let web = root.join("handlers/web");
+    println!("cargo:rerun-if-changed={}", web.display());
+    out.push_str("/// `(file name, bytes)` for every static file of the player page.\n");
+    out.push_str("pub static WEB_FILES: &[(&str, &[u8])] = &[\n");
+    for file in sorted_entries(&web) {
+        let name = file.file_name().unwrap().to_str().expect("utf-8 file name");
+        if !file.is_file() || name == "README.md" || name.starts_with('.') {
+            continue;
+        }
+        println!("cargo:rerun-if-changed={}", file.display());
+        writeln!(
+            out,
+            "    ({name:?}, include_bytes!({:?})),",
             file.display().to_string()
         )
         .unwrap();

@@ -151,7 +151,15 @@ fn a_context_knows_no_other_context_and_not_the_composition_root() {
 fn only_the_entry_points_know_the_composition_root() {
     let v = only_depends_on(
         "app",
-        &["kernel", "platform", "app", "users", "quiz", "leaderboard"],
+        &[
+            "kernel",
+            "platform",
+            "embedded",
+            "app",
+            "users",
+            "quiz",
+            "leaderboard",
+        ],
     );
     assert!(v.is_empty(), "{v:#?}");
 }

@@ -18,8 +18,8 @@ const HTTP_METHODS: [&str; 8] = [
 ];
 
 /// The HTTP functions that need no token: the health probe, the published contract and the
-/// player page's sign-in settings.
-const ANONYMOUS_FUNCTIONS: [&str; 3] = ["Health", "OpenApi", "WebConfig"];
+/// player page with its sign-in settings.
+const ANONYMOUS_FUNCTIONS: &[&str] = &["Health", "OpenApi", "WebRoot", "WebPage", "WebConfig"];
 
 /// `(path, method, operationId)`, e.g. `("/api/quizzes/{date}", "get", "QuizByDate")`.
 type Operation = (String, String, String);
@@ -68,13 +68,24 @@ fn url_path(prefix: &str, route: &str) -> String {
     let route = route.trim_start_matches('/');
     let mut chars = route.chars();
     while let Some(c) = chars.next() {
-        path.push(c);
-        if c == '{' {
-            let inner: String = chars.by_ref().take_while(|&c| c != '}').collect();
-            let name = inner.split(':').next().unwrap_or("").trim_end_matches('?');
-            path.push_str(name);
-            path.push('}');
+        if c != '{' {
+            path.push(c);
+            continue;
         }
+        let inner: String = chars.by_ref().take_while(|&c| c != '}').collect();
+        // `{x:maxlength(0)?}` matches only the empty segment: the path ends before it.
+        if inner.contains(":maxlength(0)") {
+            continue;
+        }
+        let name = inner
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .trim_end_matches('?')
+            .trim_start_matches('*');
+        path.push('{');
+        path.push_str(name);
+        path.push('}');
     }
     path
 }
@@ -633,4 +644,6 @@ components:
         "/api/x/{date}/{n}"
     );
     assert_eq!(url_path("api", "/x"), "/api/x");
+    assert_eq!(url_path("", "{ignored:maxlength(0)?}"), "/");
+    assert_eq!(url_path("", "play/{*path}"), "/play/{path}");
 }

@@ -7,11 +7,14 @@ mod auth;
 mod router;
 pub mod settings;
 mod views;
+mod web;
 
 pub use settings::Settings;
+pub use web::{PAGE_PATH, WebConfig};
 
 use crate::leaderboard::{self, Leaderboard};
 use crate::platform::auth::dev_issuer::DevIssuer;
+use crate::platform::auth::dev_login::DevLogin;
 use crate::platform::auth::oidc::OidcVerifier;
 use crate::platform::clock::{Clock, SystemClock};
 use crate::platform::functions::InvocationFailure;
@@ -19,6 +22,8 @@ use crate::platform::functions::consumer::PoisonTable;
 use crate::platform::functions::local_bus::LocalBus;
 use crate::platform::functions::manifest::FunctionApp;
 use crate::platform::functions::protocol::InvocationResponse;
+use crate::platform::http::cors::CorsPolicy;
+use crate::platform::http::static_site::StaticSite;
 use crate::platform::outbox::{Dispatcher, EventPublisher};
 use crate::platform::servicebus::ServiceBusPublisher;
 use crate::platform::store::{self, EventStore};
@@ -39,6 +44,11 @@ pub struct App {
     pub dispatcher: Arc<Dispatcher>,
     pub dev_issuer: Option<DevIssuer>,
     pub clock: Arc<dyn Clock>,
+    /// The dev issuer's sign-in flow (only used while `dev_issuer` is on).
+    dev_login: DevLogin,
+    /// The player page.
+    web: StaticSite,
+    cors: CorsPolicy,
     poison: PoisonTable,
     bus: Arc<LocalBus>,
     verifier: OnceLock<OidcVerifier>,
@@ -113,6 +123,9 @@ impl App {
             dispatcher,
             dev_issuer,
             clock,
+            dev_login: DevLogin::new(),
+            web: web::site(),
+            cors: CorsPolicy::new(settings.web.cors_origins.clone()),
             bus,
             verifier: OnceLock::new(),
             http,

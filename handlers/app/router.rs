@@ -1,10 +1,13 @@
 //! The front door: routes each request the Functions host sends, in this order:
 //!
-//! 1. `GET /` — the host's readiness and health probe, answered without touching anything;
-//! 2. `GET /dev/oidc/...` — the local dev issuer, only when `QOTD_DEV_ISSUER=true`;
-//! 3. function routes from function.json — forwarded or proxied HTTP functions: authenticated
+//! 1. `GET /` — the host's readiness and health probe, answered without touching anything
+//!    (the same path forwarded by the host, with its invocation id header, is `WebRoot`);
+//! 2. `/dev/oidc/...` — the local dev issuer and its sign-in flow, only when
+//!    `QOTD_DEV_ISSUER=true`;
+//! 3. CORS preflights under `/api/` (answered for `QOTD_CORS_ALLOWED_ORIGINS` only);
+//! 4. function routes from function.json — forwarded or proxied HTTP functions: authenticated
 //!    once here, then handed to the owning context's adapter with a `RequestContext`;
-//! 4. `POST /{FunctionName}` — the invocation protocol (timers, Service Bus, non-forwarded
+//! 5. `POST /{FunctionName}` — the invocation protocol (timers, Service Bus, non-forwarded
 //!    HTTP).
 //!
 //! After a successful write the outbox dispatcher is nudged, so events leave at once instead of
@@ -26,16 +29,11 @@ use http::{Method, StatusCode};
 /// checks function.json against this table).
 pub fn access_of(function: &str) -> Option<Access> {
     Some(match function {
-        "Health" | "OpenApi" => Access::Anonymous,
-        "UsersMe"
-        | "QuizToday"
-        | "QuizByDate"
-        | "QuizAttempts"
-        | "UsersMeAttempts"
-        | "UsersMeAttemptShare"
-        | "QuizReportQuestion"
-        | "Leaderboard"
-        | "LeaderboardMe" => Access::Player,
+        "Health" | "OpenApi" | "WebRoot" | "WebPage" | "WebConfig" => Access::Anonymous,
+        "UsersMe" | "QuizToday" | "QuizByDate" | "QuizAttempts" | "UsersMeAttempts"
+        | "UsersMeAttemptShare" | "QuizReportQuestion" | "Leaderboard" | "LeaderboardMe" => {
+            Access::Player
+        }
         "AdminGenerateQuiz" | "AdminListReports" => Access::Admin,
         _ => return None,
     })
@@ -79,9 +77,10 @@ impl App {
                 req.query(&[])?;
                 Ok(openapi_document())
             }
-            other => Err(Problem::internal(format!(
-                "anonymous function {other} has no handler"
-            ))),
+            "WebRoot" => self.web_root(&req),
+            "WebPage" => self.web_page(&req),
+            "WebConfig" => self.web_config_function(&req),
+            other => Err(Problem::internal(format!("anonymous function {other} has no handler"))),
         }
     }
 
@@ -168,14 +167,23 @@ impl App {
         )
     }
 
-    fn dev_oidc(&self, path: &str) -> ApiResponse {
+    fn dev_oidc(&self, req: &ApiRequest) -> ApiResponse {
+        let path = req.path.as_str();
         let Some(issuer) = &self.dev_issuer else {
             return Problem::not_found(format!("no route for {path}")).into_response();
         };
+        if let Some(res) = self.dev_login.handle(issuer, req) {
+            return res;
+        }
+        if req.method != Method::GET {
+            return Problem::method_not_allowed(req.method.as_str(), &["GET".into()])
+                .into_response();
+        }
         match path.strip_prefix(dev_issuer::BASE_PATH) {
-            Some("/.well-known/openid-configuration") => {
-                json_response(StatusCode::OK, &issuer.discovery(self.self_url()))
-            }
+            Some("/.well-known/openid-configuration") => json_response(
+                StatusCode::OK,
+                &issuer.discovery(&super::web::public_origin(req, self.self_url())),
+            ),
             Some("/keys") => json_response(StatusCode::OK, &issuer.jwks()),
             _ => Problem::not_found(format!("no dev issuer document at {path}")).into_response(),
         }
@@ -195,13 +203,31 @@ fn openapi_document() -> ApiResponse {
 
 #[async_trait]
 impl Handler for App {
-    async fn handle(&self, mut req: ApiRequest) -> ApiResponse {
-        if req.path == "/" {
+    async fn handle(&self, req: ApiRequest) -> ApiResponse {
+        if req.path == "/" && req.header("x-azure-functions-invocationid").is_none() {
             return json_response(StatusCode::OK, &serde_json::json!({}));
         }
-        if req.path.starts_with(dev_issuer::BASE_PATH) && req.method == Method::GET {
-            return self.dev_oidc(&req.path);
+        if req.path.starts_with(dev_issuer::BASE_PATH) {
+            return self.dev_oidc(&req);
         }
+        if !req.path.starts_with("/api/") {
+            return self.route(req).await;
+        }
+        if let Some(preflight) = self.cors.preflight(&req) {
+            return preflight;
+        }
+        let cors_req = ApiRequest {
+            body: bytes::Bytes::new(),
+            ..req.clone()
+        };
+        let mut res = self.route(req).await;
+        self.cors.decorate(&cors_req, &mut res);
+        res
+    }
+}
+
+impl App {
+    async fn route(&self, mut req: ApiRequest) -> ApiResponse {
         match self.functions.route(&req.method, &req.path) {
             RouteMatch::Found { function, params } => {
                 if req.body.len() > MAX_API_BODY {

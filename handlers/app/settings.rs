@@ -34,6 +34,65 @@ pub struct Settings {
     pub sql: SqlSettings,
     /// The Entra credential the Azure adapters share.
     pub credential: CredentialKind,
+    /// The player page's sign-in settings and the API's CORS origins.
+    pub web: WebSettings,
+}
+
+/// What the player page needs to sign in (served by `GET /api/web-config`), and which other
+/// origins may call the API from a browser.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WebSettings {
+    /// `QOTD_WEB_CLIENT_ID`: the SPA app registration's client id.
+    pub client_id: Option<String>,
+    /// `QOTD_WEB_AUTHORITY`: the issuer base URL (its discovery document is under it).
+    pub authority: Option<String>,
+    /// `QOTD_WEB_API_SCOPE`: the scopes the page requests, space-separated.
+    pub scope: Option<String>,
+    /// `QOTD_CORS_ALLOWED_ORIGINS`: comma-separated origins; none by default.
+    pub cors_origins: Vec<String>,
+}
+
+impl WebSettings {
+    fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let authority = string_var(get, "QOTD_WEB_AUTHORITY");
+        if let Some(a) = &authority
+            && !(a.starts_with("https://")
+                || a.starts_with("http://127.0.0.1")
+                || a.starts_with("http://localhost"))
+        {
+            return Err(err(
+                "QOTD_WEB_AUTHORITY",
+                format!("'{a}' must be an https:// URL (plain http only on loopback)"),
+            ));
+        }
+        let mut cors_origins = Vec::new();
+        for o in string_var(get, "QOTD_CORS_ALLOWED_ORIGINS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+        {
+            let o = o.trim_end_matches('/');
+            let ok = (o.starts_with("https://") || o.starts_with("http://"))
+                && !o
+                    .split_once("://")
+                    .is_some_and(|(_, rest)| rest.contains('/'))
+                && o != "*";
+            if !ok {
+                return Err(err(
+                    "QOTD_CORS_ALLOWED_ORIGINS",
+                    format!("'{o}' is not an origin (expected e.g. https://play.example.com)"),
+                ));
+            }
+            cors_origins.push(o.to_owned());
+        }
+        Ok(Self {
+            client_id: string_var(get, "QOTD_WEB_CLIENT_ID"),
+            authority: authority.map(|a| a.trim_end_matches('/').to_owned()),
+            scope: string_var(get, "QOTD_WEB_API_SCOPE"),
+            cors_origins,
+        })
+    }
 }
 
 impl Settings {
@@ -129,6 +188,7 @@ impl Settings {
             openai: OpenAiSettings::from_lookup(&get)?,
             sql: SqlSettings::from_lookup(&get)?,
             credential: CredentialKind::from_lookup(&get)?,
+            web: WebSettings::from_lookup(&get)?,
         })
     }
 
@@ -176,6 +236,20 @@ mod tests {
                     ("QOTD_AUTH_METADATA_URL", "http://evil.example/x"),
                 ],
                 "QOTD_AUTH_METADATA_URL",
+            ),
+            (
+                &[
+                    ("QOTD_DEV_ISSUER", "true"),
+                    ("QOTD_CORS_ALLOWED_ORIGINS", "https://a.example/path"),
+                ],
+                "QOTD_CORS_ALLOWED_ORIGINS",
+            ),
+            (
+                &[
+                    ("QOTD_DEV_ISSUER", "true"),
+                    ("QOTD_WEB_AUTHORITY", "http://evil.example"),
+                ],
+                "QOTD_WEB_AUTHORITY",
             ),
             (
                 &[("QOTD_DEV_ISSUER", "true"), ("QOTD_LOG_FORMAT", "xml")],

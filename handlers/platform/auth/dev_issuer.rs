@@ -87,14 +87,29 @@ impl DevIssuer {
         Ok(encode(&header, &claims, &self.key)?)
     }
 
-    /// The discovery document, with `jwks_uri` under `base_url` (e.g. `http://127.0.0.1:7071`).
+    /// Signs `claims` as they are (the sign-in flow of `dev_login` builds its own).
+    pub fn sign(&self, claims: &Value) -> anyhow::Result<String> {
+        let header = Header {
+            kid: Some(self.kid.clone()),
+            ..Header::new(Algorithm::RS256)
+        };
+        Ok(encode(&header, claims, &self.key)?)
+    }
+
+    /// The discovery document, with `jwks_uri` and the sign-in endpoints (`dev_login`) under
+    /// `base_url` (e.g. `http://127.0.0.1:7071`).
     pub fn discovery(&self, base_url: &str) -> Value {
         json!({
             "issuer": ISSUER,
             "jwks_uri": format!("{base_url}{BASE_PATH}/keys"),
+            "authorization_endpoint": format!("{base_url}{BASE_PATH}/authorize"),
+            "token_endpoint": format!("{base_url}{BASE_PATH}/token"),
             "id_token_signing_alg_values_supported": ["RS256"],
             "subject_types_supported": ["public"],
-            "response_types_supported": ["id_token"],
+            "response_types_supported": ["code", "id_token"],
+            "grant_types_supported": ["authorization_code"],
+            "code_challenge_methods_supported": ["S256"],
+            "token_endpoint_auth_methods_supported": ["none"],
         })
     }
 

@@ -4,6 +4,7 @@
 //! reason that becomes a 401.
 
 pub mod dev_issuer;
+pub mod dev_login;
 pub mod oidc;
 
 use crate::kernel::UserId;

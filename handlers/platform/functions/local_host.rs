@@ -3,7 +3,8 @@
 //!
 //! - HTTP functions: requests on `--addr` whose path matches a function route are forwarded to
 //!   the handler at the same path with the `X-Azure-Functions-*` headers added, as
-//!   `enableForwardingHttpRequest` does; the response goes back unchanged. `/dev/oidc/*` is
+//!   `enableForwardingHttpRequest` does; the response goes back unchanged. `GET /` is
+//!   forwarded too when a function routes the site root (otherwise the host answers it). `/dev/oidc/*` is
 //!   forwarded too: the dev issuer stands in for an external identity provider.
 //! - Timer functions: fired on their NCRONTAB schedule (UTC) with a real `TimerInfo` payload.
 //! - Service Bus functions: fed by `LocalBus`, the Service Bus stand-in.
@@ -80,6 +81,11 @@ impl LocalHost {
         http: reqwest::Client,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        // The host hands responses back as they are: a redirect is the browser's to follow.
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or(http);
         Self {
             functions,
             handler_url,
@@ -162,7 +168,11 @@ impl LocalHost {
             url.push_str(&req.query);
         }
         let mut headers = req.headers.clone();
-        headers.remove(http::header::HOST);
+        // The handler sees its own address in `Host`; the browser-visible one goes along as
+        // `X-Forwarded-Host` (the dev issuer builds its sign-in URLs from it).
+        if let Some(host) = headers.remove(http::header::HOST) {
+            headers.insert("x-forwarded-host", host);
+        }
         headers.insert(
             "x-azure-functions-invocationid",
             uuid::Uuid::new_v4()
@@ -206,7 +216,11 @@ impl LocalHost {
 #[async_trait]
 impl Handler for LocalHost {
     async fn handle(&self, req: ApiRequest) -> ApiResponse {
-        if req.path == "/" {
+        let root_is_routed = matches!(
+            self.functions.route(&req.method, "/"),
+            RouteMatch::Found { .. }
+        );
+        if req.path == "/" && !root_is_routed {
             let names: Vec<&str> = self
                 .functions
                 .functions
@@ -221,6 +235,8 @@ impl Handler for LocalHost {
         let routed = req.path.starts_with(dev_issuer::BASE_PATH)
             || match self.functions.route(&req.method, &req.path) {
                 RouteMatch::Found { .. } => true,
+                // CORS preflights go to the handler, which answers them.
+                RouteMatch::MethodNotAllowed { .. } if req.method == http::Method::OPTIONS => true,
                 RouteMatch::MethodNotAllowed { allowed } => {
                     return Problem::method_not_allowed(req.method.as_str(), &allowed)
                         .into_response();

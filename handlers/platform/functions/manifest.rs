@@ -132,11 +132,11 @@ impl FunctionApp {
         let mut routes = matchit::Router::new();
         for (i, f) in functions.iter().enumerate() {
             if let Trigger::Http { route, .. } = &f.trigger {
-                routes
-                    .insert(full_route(&route_prefix, route), i)
-                    .map_err(|e| {
+                for path in matcher_paths(&full_route(&route_prefix, route)) {
+                    routes.insert(path, i).map_err(|e| {
                         anyhow::anyhow!("function {}: route '{route}' conflicts: {e}", f.name)
                     })?;
+                }
             }
         }
         Ok(Self {
@@ -188,6 +188,53 @@ fn full_route(prefix: &str, route: &str) -> String {
     } else {
         format!("/{prefix}/{route}")
     }
+}
+
+/// The router paths that match what the host's ASP.NET route template matches:
+/// `{name:constraint}` becomes `{name}`; an optional last parameter (`{name?}`) also matches
+/// without its segment, and never with it when constrained to `maxlength(0)` (the documented
+/// way to route the site root, `{ignored:maxlength(0)?}`); a catch-all (`{*name}`) also
+/// matches nothing at all, with or without the slash before it.
+fn matcher_paths(path: &str) -> Vec<String> {
+    let (head, last) = path.rsplit_once('/').unwrap_or(("", path));
+    let param = |seg: &str| -> String {
+        let inner = seg.trim_start_matches('{').trim_end_matches('}');
+        let name = inner.split(':').next().unwrap_or("").trim_end_matches('?');
+        format!("{{{name}}}")
+    };
+    let strip = |p: &str| -> String {
+        p.split('/')
+            .map(|seg| {
+                if seg.starts_with('{') && seg.ends_with('}') && !seg.starts_with("{*") {
+                    param(seg)
+                } else {
+                    seg.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/")
+    };
+    let head = strip(head);
+    let bare = if head.is_empty() {
+        "/".to_owned()
+    } else {
+        head.clone()
+    };
+    if let Some(inner) = last.strip_prefix("{*").and_then(|l| l.strip_suffix('}')) {
+        let name = inner.split(':').next().unwrap_or("");
+        let mut out = vec![format!("{head}/{{*{name}}}"), format!("{head}/")];
+        if !head.is_empty() {
+            out.push(head);
+        }
+        return out;
+    }
+    if last.starts_with('{') && last.ends_with("?}") {
+        if last.contains(":maxlength(0)") {
+            return vec![bare];
+        }
+        return vec![format!("{head}/{}", param(last)), bare];
+    }
+    vec![strip(path)]
 }
 
 fn trigger_of(name: &str, bindings: Vec<RawBinding>) -> anyhow::Result<Trigger> {
@@ -277,6 +324,34 @@ mod tests {
         assert!(
             matches!(app.get("GenerateDailyQuiz").unwrap().trigger, Trigger::Timer { ref schedule, .. } if schedule == "0 0 0 * * *")
         );
+    }
+
+    #[test]
+    fn root_optional_and_catch_all_templates_match_like_the_host() {
+        assert_eq!(matcher_paths("/{ignored:maxlength(0)?}"), vec!["/"]);
+        assert_eq!(
+            matcher_paths("/play/{*path}"),
+            vec!["/play/{*path}", "/play/", "/play"]
+        );
+        assert_eq!(matcher_paths("/api/{date:datetime}"), vec!["/api/{date}"]);
+        assert_eq!(matcher_paths("/a/{page?}"), vec!["/a/{page}", "/a"]);
+        let app = FunctionApp::embedded().unwrap();
+        for (path, name) in [
+            ("/", "WebRoot"),
+            ("/play/", "WebPage"),
+            ("/play", "WebPage"),
+            ("/play/app.js", "WebPage"),
+            ("/api/web-config", "WebConfig"),
+        ] {
+            assert!(
+                matches!(app.route(&Method::GET, path), RouteMatch::Found { function, .. } if function.name == name),
+                "{path}"
+            );
+        }
+        assert!(matches!(
+            app.route(&Method::GET, "/favicon.ico"),
+            RouteMatch::NotFound
+        ));
     }
 
     #[test]

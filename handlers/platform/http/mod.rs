@@ -2,8 +2,10 @@
 //! see, response helpers, problem details and body/query parsing with precise errors.
 
 mod context;
+pub mod cors;
 mod problem;
 pub mod server;
+pub mod static_site;
 
 pub use context::RequestContext;
 pub use problem::Problem;
@@ -65,6 +67,18 @@ impl ApiRequest {
             }
         }
         Ok(map)
+    }
+
+    /// Parses an `application/x-www-form-urlencoded` body like a query string.
+    pub fn form_map(&self) -> Result<HashMap<String, String>, Problem> {
+        let body = std::str::from_utf8(&self.body)
+            .map_err(|_| Problem::bad_request("form body is not UTF-8"))?;
+        ApiRequest {
+            query: body.to_owned(),
+            body: Bytes::new(),
+            ..self.clone()
+        }
+        .query_map()
     }
 
     /// The query parameters, checked against the names this endpoint accepts: a name it does
@@ -161,6 +175,19 @@ impl Query {
         }
         Ok(value)
     }
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters (for query values).
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn percent_decode(s: &str) -> Option<String> {

@@ -28,7 +28,8 @@ locals {
   }
 
   web_redirect_uris = distinct(concat(
-    ["${trimsuffix(var.app_url, "/")}/", "${trimsuffix(var.app_url, "/")}/play"],
+    # /play/ is the page's redirectPath (GET /api/web-config); Entra matches redirect URIs exactly.
+    ["${trimsuffix(var.app_url, "/")}/", "${trimsuffix(var.app_url, "/")}/play", "${trimsuffix(var.app_url, "/")}/play/"],
     var.local_redirect_uris,
   ))
 
