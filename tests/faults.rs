@@ -244,7 +244,8 @@ async fn kill_9_at_random_points_during_attempt_bursts_loses_and_duplicates_noth
                 })
             })
             .collect();
-        let delay = rng.below(250);
+        // A burst takes ~50-100 ms on a loaded debug build: kill anywhere in it.
+        let delay = rng.below(90);
         tokio::time::sleep(Duration::from_millis(delay)).await;
         app.kill();
         let mut created = 0;
@@ -263,11 +264,13 @@ async fn kill_9_at_random_points_during_attempt_bursts_loses_and_duplicates_noth
                 None => unanswered += 1,
             }
         }
-        eprintln!(
-            "round {round}: kill -9 after {delay} ms: {created} attempts acknowledged, {unanswered} cut off"
-        );
+        let pending = pending_events(&app);
         expire_leases_of_the_dead(&app.data_dir);
         app = app.restart().await;
+        eprintln!(
+            "round {round}: kill -9 after {delay} ms: {created} attempts acknowledged, {unanswered} cut off, {pending} events pending; restarted at {:?}",
+            started.elapsed()
+        );
     }
 
     drain_outbox(&app).await;
@@ -393,14 +396,15 @@ async fn a_database_that_disappears_mid_burst_gives_503_and_recovers() {
     .await;
     drain_outbox(&app).await;
 
-    // The burst: one attempt every 4 ms; the data directory vanishes (is moved away, as when a
-    // volume is unmounted) 40 ms in.
+    // The burst: one attempt every 5 ms; once 8 have been acknowledged, the data directory
+    // vanishes (is moved away, as when a volume is unmounted) while the rest are in flight.
     let away = app.data_dir.with_extension("away");
     let late = app.token("late", &[]);
+    let created = AtomicUsize::new(0);
     let burst = players.iter().enumerate().map(|(i, (user, token))| {
-        let (app, date) = (&app, &date);
+        let (app, date, created) = (&app, &date, &created);
         async move {
-            tokio::time::sleep(Duration::from_millis(4 * i as u64)).await;
+            tokio::time::sleep(Duration::from_millis(5 * i as u64)).await;
             let res = app
                 .http
                 .post(app.url(&format!("/api/quizzes/{date}/attempts")))
@@ -410,13 +414,18 @@ async fn a_database_that_disappears_mid_burst_gives_503_and_recovers() {
                 .await
                 .expect("an answer, never a dropped connection");
             let status = res.status().as_u16();
+            if status == 201 {
+                created.fetch_add(1, Ordering::SeqCst);
+            }
             let retry_after = res.headers().get("retry-after").is_some();
             let body: Value = res.json().await.unwrap_or(Value::Null);
             (user.clone(), status, retry_after, body)
         }
     });
     let vanish = async {
-        tokio::time::sleep(Duration::from_millis(40)).await;
+        while created.load(Ordering::SeqCst) < 8 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         std::fs::rename(&app.data_dir, &away).unwrap();
     };
     let (results, ()) = tokio::join!(futures_util::future::join_all(burst), vanish);
@@ -641,7 +650,10 @@ fn garbage_invocation(binding: String, event_type: Option<&'static str>) -> Boxe
     match event_type {
         None => prop_oneof![2 => garbage_body(), 3 => envelope].boxed(),
         Some(t) => {
-            let message = (broken_event(t), 0u8..3, garbage_json()).prop_map(
+            // Metadata as the host sends it (an object), so the broken event reaches the consumer.
+            let metadata = prop::collection::btree_map(json_key(), garbage_json(), 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect()));
+            let message = (broken_event(t), 0u8..3, metadata).prop_map(
                 move |(ev, encoding, meta)| {
                     let raw = ev.to_string();
                     let message = match encoding {
@@ -689,6 +701,8 @@ fn event_type_of(function: &str) -> Option<&'static str> {
 /// can be a first registration or attempt), every event delivered, and the state fingerprinted.
 struct FuzzWorld {
     rt: tokio::runtime::Runtime,
+    /// How often each status was answered (printed, to show what the garbage reached).
+    statuses: std::sync::Mutex<BTreeMap<u16, usize>>,
     app: TestApp,
     /// A client that gives up after 5 s, so a hang fails the case instead of the suite.
     client: reqwest::Client,
@@ -717,6 +731,7 @@ fn fuzz_world() -> FuzzWorld {
     let baseline = state_fingerprint(&app.data_dir);
     FuzzWorld {
         rt,
+        statuses: Default::default(),
         app,
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
@@ -734,6 +749,7 @@ impl FuzzWorld {
     /// below 500, and no state changed.
     fn check(&self, what: &str, status: Result<u16, String>) -> Result<(), TestCaseError> {
         let status = status.map_err(|e| TestCaseError::fail(format!("{what}: no answer: {e}")))?;
+        *self.statuses.lock().unwrap().entry(status).or_default() += 1;
         prop_assert!(status < 500, "{what}: {status}");
         let now = state_fingerprint(&self.app.data_dir);
         prop_assert_eq!(&now, &self.baseline, "{}: state changed", what);
@@ -804,10 +820,12 @@ fn fuzz_every_function_name_with_garbage_invocations() {
     }
     world.still_healthy();
     eprintln!(
-        "fuzzed {} functions with {} garbage invocations in {:?}",
+        "fuzzed {} functions with {} garbage invocations in {:?}; statuses {:?}; {} stored as poison",
         functions.len(),
         cases.into_inner(),
-        started.elapsed()
+        started.elapsed(),
+        world.statuses.lock().unwrap(),
+        world.app.db_count("SELECT COUNT(*) FROM platform_poison"),
     );
 }
 
@@ -953,9 +971,10 @@ fn fuzz_every_http_route_with_garbage_requests() {
         "HTTP garbage never reaches a consumer"
     );
     eprintln!(
-        "fuzzed {} routes with {} garbage requests in {:?}",
+        "fuzzed {} routes with {} garbage requests in {:?}; statuses {:?}",
         routes.len(),
         cases.into_inner(),
-        started.elapsed()
+        started.elapsed(),
+        world.statuses.lock().unwrap(),
     );
 }
