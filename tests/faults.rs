@@ -327,7 +327,10 @@ async fn kill_9_at_random_points_during_attempt_bursts_loses_and_duplicates_noth
             (u.clone(), *s as i64)
         })
         .collect();
-    assert_eq!(listed, stored, "the daily board is exactly the stored attempts");
+    assert_eq!(
+        listed, stored,
+        "the daily board is exactly the stored attempts"
+    );
     let (doubled, players): (i64, i64) = read_only(&app.data_dir)
         .query_row(
             "SELECT COUNT(*) FILTER (WHERE quizzes <> 1), COUNT(*) FROM leaderboard_scores WHERE period_key IN ('all', ?1)",
@@ -457,22 +460,42 @@ async fn a_database_that_disappears_mid_burst_gives_503_and_recovers() {
     let (results, ()) = tokio::join!(futures_util::future::join_all(burst), vanish);
 
     // While it is gone: health says so, and reads and writes are 503 with Retry-After.
-    let (status, health) = app
-        .call(Method::GET, "/api/health", None, None)
-        .await;
-    assert_eq!((status, health["status"].as_str()), (503, Some("unavailable")), "{health}");
+    let (status, health) = app.call(Method::GET, "/api/health", None, None).await;
+    assert_eq!(
+        (status, health["status"].as_str()),
+        (503, Some("unavailable")),
+        "{health}"
+    );
     for (method, path, body) in [
-        (Method::POST, "/api/users/me".to_owned(), Some(json!({"displayName": "late"}))),
+        (
+            Method::POST,
+            "/api/users/me".to_owned(),
+            Some(json!({"displayName": "late"})),
+        ),
         (Method::GET, "/api/users/me".to_owned(), None),
-        (Method::POST, format!("/api/quizzes/{date}/attempts"), Some(json!({"answers": [0, 0, 0, 0, 0]}))),
+        (
+            Method::POST,
+            format!("/api/quizzes/{date}/attempts"),
+            Some(json!({"answers": [0, 0, 0, 0, 0]})),
+        ),
     ] {
-        let mut req = app.http.request(method.clone(), app.url(&path)).bearer_auth(&late);
+        let mut req = app
+            .http
+            .request(method.clone(), app.url(&path))
+            .bearer_auth(&late);
         if let Some(b) = body {
             req = req.json(&b);
         }
         let res = req.send().await.unwrap();
-        assert_eq!(res.status().as_u16(), 503, "{method} {path} while the database is gone");
-        assert!(res.headers().get("retry-after").is_some(), "{method} {path}: Retry-After");
+        assert_eq!(
+            res.status().as_u16(),
+            503,
+            "{method} {path} while the database is gone"
+        );
+        assert!(
+            res.headers().get("retry-after").is_some(),
+            "{method} {path}: Retry-After"
+        );
     }
 
     let mut acknowledged = Vec::new();
@@ -515,13 +538,19 @@ async fn a_database_that_disappears_mid_burst_gives_503_and_recovers() {
     };
     let mut expected = acknowledged.clone();
     expected.sort();
-    assert_eq!(stored_users, expected, "stored attempts = acknowledged attempts");
+    assert_eq!(
+        stored_users, expected,
+        "stored attempts = acknowledged attempts"
+    );
     assert_eq!(
         app.db_count("SELECT COUNT(*) FROM platform_outbox WHERE topic = 'quiz-attempt-evaluated'"),
         acknowledged.len() as i64,
         "one event per stored attempt"
     );
-    assert_eq!(app.db_count("SELECT COUNT(*) FROM users_profiles WHERE user_id = 'late'"), 0);
+    assert_eq!(
+        app.db_count("SELECT COUNT(*) FROM users_profiles WHERE user_id = 'late'"),
+        0
+    );
 
     // Every refused player can now play, and every attempt reaches the board once.
     for user in &refused {
@@ -533,7 +562,11 @@ async fn a_database_that_disappears_mid_burst_gives_503_and_recovers() {
     let board = daily_board(&app, &admin).await;
     assert_eq!(board.len(), players.len(), "{board:?}");
     assert!(board.values().all(|(_, n)| *n == 1), "{board:?}");
-    assert_eq!(app.db_count("SELECT COUNT(*) FROM platform_poison"), 0, "an outage is not poison");
+    assert_eq!(
+        app.db_count("SELECT COUNT(*) FROM platform_poison"),
+        0,
+        "an outage is not poison"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -560,10 +593,35 @@ fn fuzz_config() -> Config {
 /// Keys the handler knows somewhere, mixed with random ones, so garbage gets past the first
 /// "unknown field" more often.
 const KEYS: &[&str] = &[
-    "answers", "displayName", "reason", "Data", "Metadata", "message", "req", "timer", "Method",
-    "Url", "Headers", "Body", "Query", "Params", "Identities", "DeliveryCount", "MessageId", "id",
-    "type", "specversion", "data", "userId", "score", "maxScore", "quizDate", "IsPastDue",
-    "ScheduleStatus", "sys", "Authorization",
+    "answers",
+    "displayName",
+    "reason",
+    "Data",
+    "Metadata",
+    "message",
+    "req",
+    "timer",
+    "Method",
+    "Url",
+    "Headers",
+    "Body",
+    "Query",
+    "Params",
+    "Identities",
+    "DeliveryCount",
+    "MessageId",
+    "id",
+    "type",
+    "specversion",
+    "data",
+    "userId",
+    "score",
+    "maxScore",
+    "quizDate",
+    "IsPastDue",
+    "ScheduleStatus",
+    "sys",
+    "Authorization",
 ];
 
 fn json_key() -> impl Strategy<Value = String> {
@@ -626,7 +684,9 @@ fn broken_event(expected_type: &'static str) -> impl Strategy<Value = Value> {
         Just("qotd.QuizAttemptEvaluated.v2".to_owned()),
         ".{0,20}",
     ]
-    .prop_filter("not the expected type", move |t: &String| t.as_str() != expected_type);
+    .prop_filter("not the expected type", move |t: &String| {
+        t.as_str() != expected_type
+    });
     let data = prop::collection::btree_map(json_key(), garbage_json(), 0..8)
         .prop_map(|m| Value::Object(m.into_iter().collect()));
     (0u8..4, types, data, garbage_json(), ".{0,6}")
@@ -679,8 +739,8 @@ fn garbage_invocation(binding: String, event_type: Option<&'static str>) -> Boxe
             // Metadata as the host sends it (an object), so the broken event reaches the consumer.
             let metadata = prop::collection::btree_map(json_key(), garbage_json(), 0..4)
                 .prop_map(|m| Value::Object(m.into_iter().collect()));
-            let message = (broken_event(t), 0u8..3, metadata).prop_map(
-                move |(ev, encoding, meta)| {
+            let message =
+                (broken_event(t), 0u8..3, metadata).prop_map(move |(ev, encoding, meta)| {
                     let raw = ev.to_string();
                     let message = match encoding {
                         0 => Value::String(raw),
@@ -690,8 +750,7 @@ fn garbage_invocation(binding: String, event_type: Option<&'static str>) -> Boxe
                     json!({"Data": {(binding.clone()): message}, "Metadata": meta})
                         .to_string()
                         .into_bytes()
-                },
-            );
+                });
             prop_oneof![1 => garbage_body(), 2 => envelope, 3 => message].boxed()
         }
     }
@@ -701,7 +760,11 @@ fn base64_encode(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -748,7 +811,10 @@ fn fuzz_world() -> FuzzWorld {
         let app = spawn_local_with(NO_TIMERS).await;
         let player = app.register("fuzzer").await;
         let admin = app.token("fuzz-admin", &["admin"]);
-        let today = app.today(&player).await["date"].as_str().unwrap().to_owned();
+        let today = app.today(&player).await["date"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let (status, body) = app.submit(&player, &today, &[0, 1, 2, 3, 0]).await;
         assert_eq!(status, 201, "{body}");
         drain_outbox(&app).await;
@@ -784,10 +850,7 @@ impl FuzzWorld {
 
     fn still_healthy(&self) {
         self.rt.block_on(async {
-            let (status, body) = self
-                .app
-                .call(Method::GET, "/api/health", None, None)
-                .await;
+            let (status, body) = self.app.call(Method::GET, "/api/health", None, None).await;
             assert_eq!(status, 200, "{body}");
             assert_eq!(pending_events(&self.app), 0, "garbage produced events");
         });
@@ -886,7 +949,11 @@ fn percent_encode(s: &str) -> String {
         .collect()
 }
 
-fn http_case(route: String, methods: Vec<Method>, today: String) -> impl Strategy<Value = HttpCase> {
+fn http_case(
+    route: String,
+    methods: Vec<Method>,
+    today: String,
+) -> impl Strategy<Value = HttpCase> {
     let params = route.matches('{').count();
     let segments = prop::collection::vec(segment(today), params..=params);
     let method = prop_oneof![
@@ -917,28 +984,36 @@ fn http_case(route: String, methods: Vec<Method>, today: String) -> impl Strateg
         Just("text/plain".to_owned()),
         "[ -~]{0,30}",
     ]);
-    (segments, method, query, 0u8..4, content_type, garbage_body()).prop_map(
-        move |(segments, method, query, token, content_type, body)| {
-            let mut path = String::new();
-            let mut values = segments.into_iter();
-            for part in route.split('/') {
-                path.push('/');
-                if part.starts_with('{') {
-                    path.push_str(&values.next().unwrap());
-                } else {
-                    path.push_str(part);
-                }
-            }
-            HttpCase {
-                method,
-                path,
-                query,
-                token,
-                content_type,
-                body,
-            }
-        },
+    (
+        segments,
+        method,
+        query,
+        0u8..4,
+        content_type,
+        garbage_body(),
     )
+        .prop_map(
+            move |(segments, method, query, token, content_type, body)| {
+                let mut path = String::new();
+                let mut values = segments.into_iter();
+                for part in route.split('/') {
+                    path.push('/');
+                    if part.starts_with('{') {
+                        path.push_str(&values.next().unwrap());
+                    } else {
+                        path.push_str(part);
+                    }
+                }
+                HttpCase {
+                    method,
+                    path,
+                    query,
+                    token,
+                    content_type,
+                    body,
+                }
+            },
+        )
 }
 
 #[test]
