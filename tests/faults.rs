@@ -1079,3 +1079,84 @@ fn fuzz_every_http_route_with_garbage_requests() {
         world.statuses.lock().unwrap(),
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// The dispatcher after a store failure between claim and settle
+// ---------------------------------------------------------------------------------------------
+
+/// The database vanishes after the dispatcher claimed a row and published it, so `mark_sent`
+/// fails. The row must not wait for the 60 s lease of a process that is still alive: the next
+/// step (once the database is back) publishes it again, and the consumers' inbox absorbs the
+/// repeat.
+#[tokio::test]
+async fn a_dispatch_step_that_fails_on_the_store_retries_as_soon_as_it_is_back() {
+    use async_trait::async_trait;
+    use qotd::kernel::events::EventType;
+    use qotd::kernel::{DisplayName, UserId};
+    use qotd::platform::clock::SystemClock;
+    use qotd::platform::events::NewEvent;
+    use qotd::platform::outbox::{Dispatcher, EventPublisher, PublishError};
+    use qotd::platform::store::{self, DatabaseUrl, PendingEvent};
+    use std::sync::Mutex;
+
+    /// Publishes, and on the first call makes the database file vanish behind the dispatcher.
+    struct VanishingPublisher {
+        db: std::path::PathBuf,
+        published: Mutex<Vec<String>>,
+    }
+    #[async_trait]
+    impl EventPublisher for VanishingPublisher {
+        async fn publish(&self, _topic: &str, events: &[PendingEvent]) -> Result<(), PublishError> {
+            let mut published = self.published.lock().unwrap();
+            if published.is_empty() {
+                std::fs::rename(&self.db, self.db.with_extension("away")).unwrap();
+            }
+            published.extend(events.iter().map(|e| e.event_id.clone()));
+            Ok(())
+        }
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("qotd.db");
+    let db = store::open(&DatabaseUrl::Sqlite(path.clone()))
+        .await
+        .unwrap();
+    let profile = qotd::users::Profile {
+        user_id: UserId::parse("stranded").unwrap(),
+        display_name: DisplayName::parse("Stranded").unwrap(),
+        registered_at: chrono::Utc::now(),
+    };
+    let event = NewEvent::new(
+        EventType::UserRegistered,
+        "users/stranded".to_owned(),
+        &json!({"userId": "stranded"}),
+        chrono::Utc::now(),
+        None,
+    );
+    qotd::users::store::repo(&db)
+        .register(&profile, &event)
+        .await
+        .unwrap();
+    let events = db.events();
+    let publisher = std::sync::Arc::new(VanishingPublisher {
+        db: path.clone(),
+        published: Mutex::new(Vec::new()),
+    });
+    let dispatcher = Dispatcher::new(
+        events.clone(),
+        publisher.clone(),
+        std::sync::Arc::new(SystemClock),
+    );
+    assert!(
+        dispatcher.dispatch_once().await.is_err(),
+        "mark_sent fails while the database is gone"
+    );
+    std::fs::rename(path.with_extension("away"), &path).unwrap();
+    let outcome = dispatcher.dispatch_once().await.unwrap();
+    assert_eq!(
+        outcome.published, 1,
+        "published again at once, not after the lease"
+    );
+    assert_eq!(events.pending_count().await.unwrap(), 0);
+    assert_eq!(publisher.published.lock().unwrap().len(), 2);
+}
