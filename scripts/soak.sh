@@ -107,9 +107,16 @@ done
 
 KILLS=0
 RSS_BEFORE_KILL=()
-NEXT_KILL=$(( $(date +%s) + KILL_EVERY ))
+SAMPLES=()
+T0=$(date +%s)
+NEXT_KILL=$(( T0 + KILL_EVERY ))
+NEXT_SAMPLE=$(( T0 + 60 ))
 while [[ $(date +%s) -lt $END ]]; do
   sleep 1
+  if [[ $(date +%s) -ge $NEXT_SAMPLE ]]; then
+    SAMPLES+=("$(( $(date +%s) - T0 ))s:$(rss_kb "$PID")kB/$(fds "$PID")fd")
+    NEXT_SAMPLE=$(( NEXT_SAMPLE + 60 ))
+  fi
   if [[ $KILL_EVERY -gt 0 && $(date +%s) -ge $NEXT_KILL && $(( END - $(date +%s) )) -gt 20 ]]; then
     RSS_BEFORE_KILL+=("$(rss_kb "$PID")")
     kill -9 "$PID"
@@ -170,6 +177,7 @@ poison / dead letters:   $POISON / $DEAD
 panics in server log:    $PANICS
 RSS kB start / end:      $RSS_START / $RSS_END (before each kill: ${RSS_BEFORE_KILL[*]:-none})
 open fds start / end:    $FDS_START / $FDS_END
+every minute (RSS/fds):  ${SAMPLES[*]:-none}
 logs:                    $LOGS
 EOF
 [[ $LOST -eq 0 && $DOUBLE -eq 0 && $SERVER_ERRORS -eq 0 && $PANICS -eq 0 ]]
