@@ -48,6 +48,13 @@ pub struct Dispatcher {
     nudge: Notify,
     batch: usize,
     lease: Duration,
+    /// Rows claimed by a step that then failed on the store (e.g. the database went away
+    /// between the claim and `mark_sent`/`release`). They would stay invisible for the whole
+    /// lease although this process is alive; the next step releases them first, so they are
+    /// published again as soon as the store is back (a repeat of an already published one is
+    /// absorbed by the consumers' inbox). Found by
+    /// `tests/faults.rs::a_database_that_disappears_mid_burst_gives_503_and_recovers`.
+    stranded: std::sync::Mutex<Vec<i64>>,
 }
 
 impl Dispatcher {
@@ -64,6 +71,7 @@ impl Dispatcher {
             nudge: Notify::new(),
             batch: 100,
             lease: Duration::from_secs(60),
+            stranded: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -77,13 +85,54 @@ impl Dispatcher {
     pub async fn dispatch_once(
         &self,
     ) -> Result<DispatchOutcome, crate::platform::store::StoreError> {
+        self.release_stranded().await?;
         let now = self.clock.now();
         let claimed = self
             .store
             .claim_pending(&self.owner, self.batch, self.lease, now)
             .await?;
+        let outcome = self.settle(&claimed).await;
+        if outcome.is_err() {
+            // Rows already settled no longer carry our claim, so releasing them is a no-op.
+            self.stranded_rows().extend(claimed.iter().map(|e| e.seq));
+        }
+        outcome
+    }
+
+    fn stranded_rows(&self) -> std::sync::MutexGuard<'_, Vec<i64>> {
+        self.stranded
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Releases the rows a failed step left claimed (see `stranded`), due at once.
+    async fn release_stranded(&self) -> Result<(), crate::platform::store::StoreError> {
+        let rows = std::mem::take(&mut *self.stranded_rows());
+        for (i, seq) in rows.iter().enumerate() {
+            let released = self
+                .store
+                .release(
+                    &self.owner,
+                    *seq,
+                    "a dispatch step failed on the store",
+                    self.clock.now(),
+                )
+                .await;
+            if let Err(e) = released {
+                self.stranded_rows().extend(&rows[i..]);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishes claimed rows topic by topic and settles each one.
+    async fn settle(
+        &self,
+        claimed: &[PendingEvent],
+    ) -> Result<DispatchOutcome, crate::platform::store::StoreError> {
         let mut by_topic: BTreeMap<&str, Vec<&PendingEvent>> = BTreeMap::new();
-        for ev in &claimed {
+        for ev in claimed {
             by_topic.entry(ev.topic.as_str()).or_default().push(ev);
         }
         let mut outcome = DispatchOutcome::default();

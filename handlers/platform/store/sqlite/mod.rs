@@ -26,6 +26,8 @@ const PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; P
 /// A SQLite database file with one writer and a reader pool.
 pub struct Sqlite {
     path: PathBuf,
+    /// Which file `path` named when it was opened (see [`FileId`]).
+    file: FileId,
     writer: Arc<Mutex<Connection>>,
     readers: r2d2::Pool<SqliteConnectionManager>,
 }
@@ -42,6 +44,8 @@ impl Sqlite {
             .map_err(|e| anyhow::anyhow!("cannot open SQLite database {}: {e}", path.display()))?;
         writer.execute_batch(PRAGMAS)?;
         migrate::apply(&mut writer)?;
+        let file = FileId::of(path)
+            .map_err(|e| anyhow::anyhow!("cannot stat SQLite database {}: {e}", path.display()))?;
         let manager = SqliteConnectionManager::file(path)
             .with_flags(
                 OpenFlags::SQLITE_OPEN_READ_ONLY
@@ -55,6 +59,7 @@ impl Sqlite {
             .build_unchecked(manager);
         Ok(Self {
             path: path.to_owned(),
+            file,
             writer: Arc::new(Mutex::new(writer)),
             readers,
         })
@@ -71,10 +76,12 @@ impl Sqlite {
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let writer = self.writer.clone();
+        let (path, file) = (self.path.clone(), self.file);
         tokio::task::spawn_blocking(move || {
             let mut conn = writer
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
+            file.check(&path)?;
             f(&mut conn)
         })
         .await
@@ -88,7 +95,9 @@ impl Sqlite {
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let pool = self.readers.clone();
+        let (path, file) = (self.path.clone(), self.file);
         tokio::task::spawn_blocking(move || {
+            file.check(&path)?;
             let conn = pool
                 .get()
                 .map_err(|e| StoreError::Unavailable(format!("no database connection: {e}")))?;
@@ -96,6 +105,44 @@ impl Sqlite {
         })
         .await
         .map_err(|e| StoreError::Unavailable(format!("database task failed: {e}")))?
+    }
+}
+
+/// The identity of the database file (device and inode on Unix). The open connections keep
+/// working on a file that is deleted, renamed or replaced while the process runs: writes would
+/// be acknowledged into a file that no longer has a name and vanish at the next start, and a
+/// fresh empty database would be created there. So every read and write first checks that the
+/// path still names the file that was opened, and answers `Unavailable` otherwise (HTTP 503 with
+/// `Retry-After`; consumers fail and are redelivered). When the file is back, service resumes
+/// without a restart. Found by `tests/faults.rs::a_database_that_disappears_mid_burst_gives_503_and_recovers`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId(u64, u64);
+
+impl FileId {
+    #[cfg(unix)]
+    fn of(path: &Path) -> std::io::Result<Self> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path)?;
+        Ok(Self(m.dev(), m.ino()))
+    }
+
+    #[cfg(not(unix))]
+    fn of(path: &Path) -> std::io::Result<Self> {
+        std::fs::metadata(path).map(|_| Self(0, 0))
+    }
+
+    fn check(self, path: &Path) -> Result<(), StoreError> {
+        match Self::of(path) {
+            Ok(now) if now == self => Ok(()),
+            Ok(_) => Err(StoreError::Unavailable(format!(
+                "database file {} was replaced while open",
+                path.display()
+            ))),
+            Err(e) => Err(StoreError::Unavailable(format!(
+                "database file {} is gone: {e}",
+                path.display()
+            ))),
+        }
     }
 }
 
