@@ -25,11 +25,10 @@ type Gap = (
 );
 
 /// Every file of T-SQL statements: (path, its statements, its parser gaps).
-fn statement_files() -> Vec<(
-    &'static str,
-    Vec<(&'static str, &'static str)>,
-    &'static [Gap],
-)> {
+/// A file of T-SQL statements: its path, its `(name, statement)` list and its parser gaps.
+type StatementFile = (&'static str, Vec<(&'static str, &'static str)>, &'static [Gap]);
+
+fn statement_files() -> Vec<StatementFile> {
     vec![
         (
             "handlers/platform/store/mssql/sql.rs",

@@ -30,10 +30,15 @@ use http::{Method, StatusCode};
 pub fn access_of(function: &str) -> Option<Access> {
     Some(match function {
         "Health" | "OpenApi" | "WebRoot" | "WebPage" | "WebConfig" => Access::Anonymous,
-        "UsersMe" | "QuizToday" | "QuizByDate" | "QuizAttempts" | "UsersMeAttempts"
-        | "UsersMeAttemptShare" | "QuizReportQuestion" | "Leaderboard" | "LeaderboardMe" => {
-            Access::Player
-        }
+        "UsersMe"
+        | "QuizToday"
+        | "QuizByDate"
+        | "QuizAttempts"
+        | "UsersMeAttempts"
+        | "UsersMeAttemptShare"
+        | "QuizReportQuestion"
+        | "Leaderboard"
+        | "LeaderboardMe" => Access::Player,
         "AdminGenerateQuiz" | "AdminListReports" => Access::Admin,
         _ => return None,
     })
@@ -80,7 +85,9 @@ impl App {
             "WebRoot" => self.web_root(&req),
             "WebPage" => self.web_page(&req),
             "WebConfig" => self.web_config_function(&req),
-            other => Err(Problem::internal(format!("anonymous function {other} has no handler"))),
+            other => Err(Problem::internal(format!(
+                "anonymous function {other} has no handler"
+            ))),
         }
     }
 
