@@ -3,9 +3,9 @@
 //! Errors are printed as one line naming the bad value, with a non-zero exit code.
 
 use crate::app::App;
+use crate::app::Settings;
 use crate::kernel::QuizDay;
 use crate::platform::auth::dev_issuer::DevIssuer;
-use crate::app::Settings;
 use crate::platform::clock::{Clock, SystemClock};
 use crate::platform::config;
 use crate::platform::functions::local_host::LocalHost;

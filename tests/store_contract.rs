@@ -6,15 +6,15 @@
 //! Ids and days are unique per run, so a shared database can be reused between runs.
 
 use chrono::{Duration as ChronoDuration, Utc};
-use qotd::kernel::{DisplayName, QuizDay, UserId};
 use qotd::kernel::events::EventType;
+use qotd::kernel::{DisplayName, QuizDay, UserId};
 use qotd::leaderboard::{AttemptApplied, LeaderboardRepo, Period, ScoredAttempt};
 use qotd::platform::events::NewEvent;
 use qotd::platform::store::{self, Applied, Database, DatabaseUrl, EventStore, InboxKey};
 use qotd::quiz::QuizRepo;
-use qotd::users::UsersRepo;
 use qotd::quiz::bank::Bank;
 use qotd::quiz::{Attempt, Inserted, Provenance, QuestionReport, Quiz, QuizSource, Replaced};
+use qotd::users::UsersRepo;
 use qotd::users::{Profile, Registration};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -60,8 +60,11 @@ async fn mssql() -> Backend {
     let url = std::env::var("QOTD_TEST_MSSQL_URL")
         .ok()
         .filter(|u| !u.trim().is_empty())
-        .expect("QOTD_TEST_MSSQL_URL must hold an ADO.NET connection string for the SQL Server run");
-    let parsed = DatabaseUrl::parse(&url).expect("QOTD_TEST_MSSQL_URL is a valid connection string");
+        .expect(
+            "QOTD_TEST_MSSQL_URL must hold an ADO.NET connection string for the SQL Server run",
+        );
+    let parsed =
+        DatabaseUrl::parse(&url).expect("QOTD_TEST_MSSQL_URL is a valid connection string");
     Backend {
         name: "mssql",
         stores: stores(&store::open(&parsed).await.expect("open mssql")),
@@ -504,7 +507,10 @@ async fn leaderboard_effects_apply_once_and_rank_with_ties(b: Backend) {
             event_id: t.clone(),
         };
         assert!(!lb.day_opened(day).await.unwrap());
-        assert_eq!(lb.open_day(&open, day, Utc::now()).await.unwrap(), Applied::Now);
+        assert_eq!(
+            lb.open_day(&open, day, Utc::now()).await.unwrap(),
+            Applied::Now
+        );
         assert_eq!(
             lb.open_day(&open, day, Utc::now()).await.unwrap(),
             Applied::AlreadyProcessed

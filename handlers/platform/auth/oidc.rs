@@ -106,7 +106,11 @@ impl OidcVerifier {
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         let now = jsonwebtoken::get_current_timestamp();
         let digest = token_digest(token);
-        if let Some((p, exp)) = self.verified.read().unwrap_or_else(PoisonError::into_inner).get(&digest)
+        if let Some((p, exp)) = self
+            .verified
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&digest)
             && now <= exp + self.settings.leeway.as_secs()
         {
             return Ok(p.clone());
@@ -140,7 +144,10 @@ impl OidcVerifier {
             .claims;
         let principal = self.principal_of(&claims)?;
         let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or(now);
-        let mut cache = self.verified.write().unwrap_or_else(PoisonError::into_inner);
+        let mut cache = self
+            .verified
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         if cache.len() >= VERIFIED_CACHE_MAX {
             cache.clear();
         }
@@ -225,13 +232,29 @@ impl OidcVerifier {
         match self.fetch().await {
             Ok(set) => {
                 *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Some(set);
-                self.verified.write().unwrap_or_else(PoisonError::into_inner).clear();
+                self.verified
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clear();
                 Ok(())
             }
-            Err(e) if self.keys.read().unwrap_or_else(PoisonError::into_inner).is_none() => Err(e),
+            Err(e)
+                if self
+                    .keys
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .is_none() =>
+            {
+                Err(e)
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "JWKS refresh failed; keeping the last good keys");
-                if let Some(k) = self.keys.write().unwrap_or_else(PoisonError::into_inner).as_mut() {
+                if let Some(k) = self
+                    .keys
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .as_mut()
+                {
                     // Try again after the rate limit, not on every request.
                     k.fetched = Instant::now();
                     k.fresh_until = Instant::now() + self.settings.min_refresh;
