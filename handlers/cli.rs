@@ -160,8 +160,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             };
             let settings = local_settings(&data_dir)?;
             telemetry::init(settings.log_json);
-            let app = App::build(settings).await?;
-            match app.quiz.ensure_generated(day, None).await? {
+            let app = App::build_connected(settings).await?;
+            match app.ready().await.quiz.ensure_generated(day, None).await? {
                 Generation::Created(q) => println!(
                     "generated the quiz for {day} ({} questions from {})",
                     q.questions.len(),
@@ -275,11 +275,15 @@ async fn run_handler(
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     if app.settings.dispatch_in_process {
-        tokio::spawn(
-            app.dispatcher
+        let (app, shutdown) = (app.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let services = app.ready().await;
+            services
+                .dispatcher
                 .clone()
-                .run(Duration::from_secs(5), shutdown.clone()),
-        );
+                .run(Duration::from_secs(5), shutdown)
+                .await
+        });
     }
     if app.settings.catch_up_on_start {
         let app = app.clone();

@@ -44,7 +44,13 @@ pub type Client = bb8_tiberius::rt::Client;
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
     #[error("cannot get an Entra token for Azure SQL ({mode}): {message}")]
-    Token { mode: &'static str, message: String },
+    Token {
+        mode: &'static str,
+        message: String,
+        /// The token endpoint could not be reached or answered 429/5xx: trying again later
+        /// may work (see [`crate::platform::identity::is_transient`]).
+        transient: bool,
+    },
     #[error("cannot connect to {addr}: {message}")]
     Connect {
         addr: String,
@@ -63,9 +69,9 @@ impl ConnectError {
     /// Whether another attempt may succeed (used where a connect is retried outside bb8).
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Connect { transient, .. } => *transient,
+            Self::Connect { transient, .. } | Self::Token { transient, .. } => *transient,
             Self::Timeout { .. } => true,
-            Self::Token { .. } | Self::Setup { .. } => false,
+            Self::Setup { .. } => false,
         }
     }
 }
@@ -98,7 +104,12 @@ pub fn credential_for(auth: &Authentication) -> anyhow::Result<Option<Arc<dyn To
             return Ok(Some(cred));
         }
         Authentication::WorkloadIdentity { client_id: None } => CredentialKind::WorkloadIdentity,
-        Authentication::DeveloperTools => CredentialKind::DeveloperTools,
+        Authentication::Default { client_id } => CredentialKind::Default {
+            client_id: client_id
+                .clone()
+                .or_else(|| std::env::var("AZURE_CLIENT_ID").ok())
+                .filter(|v| !v.trim().is_empty()),
+        },
     };
     Ok(Some(kind.build()?))
 }
@@ -289,7 +300,8 @@ impl Manager {
             .await
             .map_err(|e| ConnectError::Token {
                 mode: self.mode,
-                message: e.to_string(),
+                transient: crate::platform::identity::is_transient(&e),
+                message: crate::platform::identity::describe(&e),
             })?;
         Ok(Some(token.token))
     }
