@@ -801,10 +801,6 @@ mod tests {
                 "Server=h;Database=d;Authentication=Active Directory Managed Identity;Password=p",
                 "Password is not used",
             ),
-            (
-                "Server=h;Database=d;Authentication=Active Directory Default;User Id=x",
-                "User Id is not used",
-            ),
             ("Server=h;Database=d;User Id=u", "Password is required"),
             ("Server=h;Database=d;Password=p", "User Id is required"),
             (
