@@ -24,12 +24,15 @@ type Gap = (
     (&'static str, &'static str),
 );
 
-/// Every file of T-SQL statements: (path, its statements, its parser gaps).
-fn statement_files() -> Vec<(
+/// One file of T-SQL statements: (path, its statements, its parser gaps).
+type StatementFile = (
     &'static str,
     Vec<(&'static str, &'static str)>,
     &'static [Gap],
-)> {
+);
+
+/// Every file of T-SQL statements.
+fn statement_files() -> Vec<StatementFile> {
     vec![
         (
             "handlers/platform/store/mssql/sql.rs",
