@@ -284,8 +284,8 @@ impl App {
             .await
             .map_err(|e| InvocationFailure(e.to_string()))?;
         Ok(InvocationResponse::logs(vec![format!(
-            "published {} events; {} failed and stay pending",
-            outcome.published, outcome.failed
+            "published {} events; {} failed and stay pending; {} refused by the broker and moved to the poison table",
+            outcome.published, outcome.failed, outcome.poisoned
         )]))
     }
 

@@ -186,14 +186,15 @@ impl Dispatcher {
         Ok(outcome)
     }
 
-    /// Drains the outbox until a step publishes nothing new.
+    /// Drains the outbox until a step settles nothing new (publishes or poisons nothing).
     pub async fn drain(&self) -> Result<DispatchOutcome, crate::platform::store::StoreError> {
         let mut total = DispatchOutcome::default();
         loop {
             let step = self.dispatch_once().await?;
             total.published += step.published;
             total.failed += step.failed;
-            if step.published == 0 {
+            total.poisoned += step.poisoned;
+            if step.published == 0 && step.poisoned == 0 {
                 return Ok(total);
             }
         }
