@@ -8,8 +8,9 @@ use crate::platform::config::ConfigError;
 use crate::platform::retry::RetryPolicy;
 use std::time::Duration;
 
-/// The dated GA inference version used when `QOTD_OPENAI_API_VERSION` is unset; it supports
-/// strict `json_schema` structured outputs.
+/// The dated GA inference version used with `QOTD_OPENAI_API_STYLE=deployments` when
+/// `QOTD_OPENAI_API_VERSION` is unset; it supports strict `json_schema` structured outputs.
+/// (Without either setting the v1 API is used, which takes no api-version.)
 pub const DEFAULT_API_VERSION: &str = "2024-10-21";
 
 pub(super) const ENDPOINT: &str = "QOTD_OPENAI_ENDPOINT";
