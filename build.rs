@@ -56,6 +56,15 @@ fn main() {
     )
     .unwrap();
 
+    let example = root.join("local.settings.json.example");
+    println!("cargo:rerun-if-changed={}", example.display());
+    writeln!(
+        out,
+        "/// The text of `local.settings.json.example` (the runnable local profile `qotd stage` writes).\npub static LOCAL_SETTINGS_EXAMPLE: &str = include_str!({:?});",
+        example.display().to_string()
+    )
+    .unwrap();
+
     let bank = root.join("handlers/quiz/bank");
     println!("cargo:rerun-if-changed={}", bank.display());
     out.push_str("/// `(category, questions JSON)` for every file of the offline question bank.\n");

@@ -36,6 +36,14 @@ struct Cli {
 enum Command {
     /// Run as the Functions custom handler on 127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT (started by the host via host.json).
     Serve,
+    /// Write a runnable Function App folder (host.json, one folder per function, this binary, local.settings.json from local.settings.json.example) for `func start` or `func azure functionapp publish`.
+    Stage {
+        /// The folder to write; it must not exist or be empty.
+        dir: PathBuf,
+        /// Replace the folder's contents if it is not empty.
+        #[arg(long)]
+        force: bool,
+    },
     /// Run locally on embedded defaults: the handler plus a local Functions host (HTTP, timers, events).
     Local {
         /// Address the local host listens on.
@@ -117,6 +125,7 @@ pub fn main() -> ExitCode {
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve => serve().await,
+        Command::Stage { dir, force } => stage(&dir, force),
         Command::Local { addr, data_dir } => local(addr, data_dir).await,
         Command::Token {
             user,
@@ -160,8 +169,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             };
             let settings = local_settings(&data_dir)?;
             telemetry::init(settings.log_json);
-            let app = App::build(settings).await?;
-            match app.quiz.ensure_generated(day, None).await? {
+            let app = App::build_connected(settings).await?;
+            match app.ready().await.quiz.ensure_generated(day, None).await? {
                 Generation::Created(q) => println!(
                     "generated the quiz for {day} ({} questions from {})",
                     q.questions.len(),
@@ -275,11 +284,15 @@ async fn run_handler(
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     if app.settings.dispatch_in_process {
-        tokio::spawn(
-            app.dispatcher
+        let (app, shutdown) = (app.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let services = app.ready().await;
+            services
+                .dispatcher
                 .clone()
-                .run(Duration::from_secs(5), shutdown.clone()),
-        );
+                .run(Duration::from_secs(5), shutdown)
+                .await
+        });
     }
     if app.settings.catch_up_on_start {
         let app = app.clone();
@@ -290,6 +303,36 @@ async fn run_handler(
         let _ = stop.changed().await;
     })
     .await;
+}
+
+/// `qotd stage <dir>`: the folder the Functions host runs (see `platform::functions::stage`).
+fn stage(dir: &std::path::Path, force: bool) -> anyhow::Result<()> {
+    use crate::embedded::{FUNCTION_JSON, HOST_JSON, LOCAL_SETTINGS_EXAMPLE};
+    let executable = std::env::current_exe()
+        .map_err(|e| anyhow::anyhow!("cannot find this program's own file: {e}"))?;
+    let written = crate::platform::functions::stage::Stage {
+        host_json: HOST_JSON,
+        functions: FUNCTION_JSON,
+        executable: &executable,
+        local_settings: LOCAL_SETTINGS_EXAMPLE,
+    }
+    .write(dir, force)?;
+    println!(
+        "staged {} files in {} ({} functions, host.json, {}, local.settings.json)",
+        written.len(),
+        dir.display(),
+        FUNCTION_JSON.len(),
+        executable.display()
+    );
+    println!(
+        "run it:      cd {} && azurite --silent --location .azurite & func start",
+        dir.display()
+    );
+    println!(
+        "publish it:  cd {} && func azure functionapp publish <app>",
+        dir.display()
+    );
+    Ok(())
 }
 
 async fn local(addr: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
@@ -304,8 +347,16 @@ async fn local(addr: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
     let app = App::build(settings).await?;
     app.set_self_url(handler_url.clone());
     let shutdown = shutdown_signal();
+    // `%NAME%` references (the DispatchOutbox schedule) resolve from the environment, else
+    // from the local defaults, as the host resolves them from app settings.
+    let functions = app.functions.resolve_app_settings(|k| {
+        std::env::var(k)
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .or_else(|| crate::app::settings::local_default(k).map(str::to_owned))
+    })?;
     let host = Arc::new(LocalHost::new(
-        app.functions.clone(),
+        functions,
         handler_url.clone(),
         reqwest::Client::new(),
         app.clock.clone(),

@@ -49,7 +49,6 @@ IDENTITY_SUFFIXES = ("__fullyQualifiedNamespace", "__credential", "__clientId")
 # will read them. Each is reported as a warning until the code names it; then it must leave
 # this list (the script says so).
 PLANNED = {
-    "QOTD_OPENAI_MAX_COMPLETION_TOKENS": "issue 9: reasoning-model token budget (max_completion_tokens)",
     "QOTD_AUTH_REQUIRED_SCOPE": "issue 10: the delegated scope a user token must carry in `scp`",
     "QOTD_WEB_CLIENT_ID": "issue 11: the player page's SPA client id",
     "QOTD_WEB_AUTHORITY": "issue 11: the authority the player page signs in with",

@@ -4,31 +4,38 @@
 #   dist/functionapp/host.json
 #   dist/functionapp/<Name>/function.json     one folder per functions/<Name>/function.json
 #   dist/functionapp/qotd                     the release binary (host.json runs it: `qotd serve`)
-#   dist/functionapp/local.settings.json      FUNCTIONS_WORKER_RUNTIME=custom for Core Tools;
-#                                             not in the zip
+#   dist/functionapp/local.settings.json      a copy of local.settings.json.example (the runnable
+#                                             local profile for `func start`); not in the zip
 #   dist/bin/qotd                             the same binary, for the container image
 #
 # Linux x86_64 only (Flex Consumption and the Functions images are Linux x86_64). Builds the
-# static musl target x86_64-unknown-linux-musl when it is installed (rustup target add
-# x86_64-unknown-linux-musl; C dependencies also need musl-gcc from musl-tools), otherwise the
-# host's glibc target, and says which. Set QOTD_TARGET to force one.
+# static musl target x86_64-unknown-linux-musl (rustup target add x86_64-unknown-linux-musl;
+# C dependencies also need musl-gcc from musl-tools): a static binary runs on any Linux image.
+# Without the musl target it stops and says how to install it; --glibc (or
+# QOTD_TARGET=x86_64-unknown-linux-gnu) builds the host's glibc target on purpose, which runs
+# only where the glibc is at least as new as the build machine's. It always prints the target
+# it built and why. For `func start` alone, `qotd stage <dir>` writes the same folder layout
+# from any build.
 #
-# Usage: scripts/package.sh [--skip-build]   (--skip-build reuses the last release binary)
+# Usage: scripts/package.sh [--skip-build] [--glibc]
+#   --skip-build reuses the last release binary; --glibc accepts a dynamically linked build
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 repo_root=$(pwd)
 
 skip_build=false
+allow_glibc=false
 for arg in "$@"; do
   case "$arg" in
     --skip-build) skip_build=true ;;
+    --glibc) allow_glibc=true ;;
     -h | --help)
-      sed -n '2,17p' "$0"
+      sed -n '2,21p' "$0"
       exit 0
       ;;
     *)
-      echo "package.sh: unknown argument '$arg' (expected --skip-build)" >&2
+      echo "package.sh: unknown argument '$arg' (expected --skip-build or --glibc)" >&2
       exit 2
       ;;
   esac
@@ -41,9 +48,17 @@ if [[ -n "${QOTD_TARGET:-}" ]]; then
 elif rustup target list --installed 2>/dev/null | grep -qx "$musl"; then
   target=$musl
   why="musl target installed: static binary"
-else
+elif [[ "$allow_glibc" == true ]]; then
   target=$(rustc -vV | sed -n 's/^host: //p')
-  why="musl target not installed (rustup target add $musl): dynamically linked against the host's glibc"
+  glibc=$(ldd --version 2>/dev/null | sed -n '1s/.* \([0-9][0-9]*\.[0-9][0-9]*\)$/\1/p')
+  glibc=${glibc:-unknown}
+  why="--glibc: dynamically linked against this machine's glibc $glibc; runs only on images with glibc >= $glibc"
+else
+  echo "package.sh: the static musl target $musl is not installed, and a glibc build is never" >&2
+  echo "package.sh: made silently (it runs only where glibc is at least this machine's). Either:" >&2
+  echo "package.sh:   rustup target add $musl && sudo apt-get install musl-tools   (recommended)" >&2
+  echo "package.sh:   scripts/package.sh --glibc                                      (glibc on purpose)" >&2
+  exit 1
 fi
 if [[ "$target" != x86_64-* ]]; then
   echo "package.sh: target $target is not x86_64; Azure Functions on Linux runs x86_64" >&2
@@ -96,14 +111,8 @@ for manifest in functions/*/function.json; do
 done
 install -m 0755 "$binary" "$out/qotd"
 install -m 0755 "$binary" dist/bin/qotd
-cat > "$out/local.settings.json" << 'EOF'
-{
-  "IsEncrypted": false,
-  "Values": {
-    "FUNCTIONS_WORKER_RUNTIME": "custom"
-  }
-}
-EOF
+# The runnable local profile (SQLite, dev issuer, Azurite, Service Bus triggers disabled).
+cp local.settings.json.example "$out/local.settings.json"
 
 # Zip with explicit Unix modes (the executable bit must survive) and fixed timestamps, so the
 # same inputs give the same archive; local.settings.json stays out.
@@ -130,6 +139,7 @@ EOF
 
 linkage=$(file -b "$out/qotd" 2>/dev/null || echo "unknown (file(1) not installed)")
 echo "package.sh: $count functions + host.json + qotd -> $out/"
+echo "package.sh: built for $target ($why)"
 echo "package.sh: binary: $linkage"
 echo "package.sh: $(du -h dist/functionapp.zip | cut -f1) dist/functionapp.zip"
 echo "package.sh: deploy with: az functionapp deployment source config-zip -g <rg> -n <app> --src dist/functionapp.zip"

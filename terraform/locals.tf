@@ -132,9 +132,14 @@ locals {
     QOTD_OPENAI_ENDPOINT   = module.openai.endpoint
     QOTD_OPENAI_DEPLOYMENT = module.openai.deployment_name
     # v1 by default: /openai/v1/chat/completions, no api-version (empty = unset for qotd).
-    QOTD_OPENAI_API_VERSION            = var.openai_api_version == null ? "" : var.openai_api_version
-    QOTD_OPENAI_API_STYLE              = var.openai_api_style
-    QOTD_OPENAI_MAX_COMPLETION_TOKENS  = var.openai_max_completion_tokens == null ? "" : tostring(var.openai_max_completion_tokens)
+    QOTD_OPENAI_API_VERSION           = var.openai_api_version == null ? "" : var.openai_api_version
+    QOTD_OPENAI_API_STYLE             = var.openai_api_style
+    QOTD_OPENAI_MAX_COMPLETION_TOKENS = var.openai_max_completion_tokens == null ? "" : tostring(var.openai_max_completion_tokens)
+    # The deployment name hides the model, so say it here: o-series and gpt-5* (not *-chat)
+    # are reasoning models (no temperature, budgets for reasoning tokens).
+    QOTD_OPENAI_REASONING = var.openai_reasoning != "auto" ? var.openai_reasoning : (
+      can(regex("^(o[0-9]|gpt-?5)", lower(var.openai_model_name))) && !strcontains(lower(var.openai_model_name), "chat") ? "true" : "false"
+    )
     QOTD_OPENAI_API_KEY_HEADER         = "api-key"
     QOTD_OPENAI_TIMEOUT_SECONDS        = tostring(var.openai_request_timeout_seconds)
     QOTD_OPENAI_MAX_SECONDS            = tostring(var.openai_generation_budget_seconds)

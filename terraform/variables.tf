@@ -519,6 +519,17 @@ variable "openai_max_completion_tokens" {
   }
 }
 
+variable "openai_reasoning" {
+  type        = string
+  description = "QOTD_OPENAI_REASONING: \"auto\" derives true/false from openai_model_name (o-series and gpt-5* except *-chat are reasoning models); \"true\" or \"false\" overrides it."
+  default     = "auto"
+
+  validation {
+    condition     = contains(["auto", "true", "false"], var.openai_reasoning)
+    error_message = "openai_reasoning must be auto, true or false."
+  }
+}
+
 variable "openai_generation_budget_seconds" {
   type        = number
   description = "Time budget of one quiz generation before it falls back to the bank (QOTD_OPENAI_MAX_SECONDS, 1-3600). Keep it under host.json functionTimeout (10 min)."

@@ -32,6 +32,7 @@ fn every_subcommand_has_help() {
         &["token", "--help"],
         &["migrate", "--help"],
         &["generate", "--help"],
+        &["stage", "--help"],
     ] {
         let (code, out, _) = qotd(sub, &[]);
         assert_eq!(code, 0, "{sub:?}");
@@ -143,4 +144,97 @@ fn migrate_and_generate_are_idempotent() {
     );
     assert_eq!(code, 0);
     assert_eq!(token.trim().split('.').count(), 3, "a JWT");
+}
+
+/// Every file under `dir`, relative, with `/` separators.
+fn files_under(dir: &std::path::Path) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let rel = path.strip_prefix(dir).unwrap().to_string_lossy();
+                out.insert(rel.replace('\\', "/"));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn stage_writes_exactly_what_the_functions_host_needs() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("app");
+    let (code, stdout, stderr) = qotd(&["stage", dir.to_str().unwrap()], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("func start"), "{stdout}");
+
+    // Exactly: host.json, <Function>/function.json for every functions/<Function>/, the
+    // executable host.json names, and local.settings.json.
+    let host_json = std::fs::read_to_string(repo.join("host.json")).unwrap();
+    let host: serde_json::Value = serde_json::from_str(&host_json).unwrap();
+    let exe = host["customHandler"]["description"]["defaultExecutablePath"]
+        .as_str()
+        .unwrap();
+    assert_eq!(exe, "qotd");
+    let mut expected: std::collections::BTreeSet<String> =
+        ["host.json", "local.settings.json", exe]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+    for entry in std::fs::read_dir(repo.join("functions")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.join("function.json").is_file() {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let staged = std::fs::read_to_string(dir.join(&name).join("function.json"))
+                .unwrap_or_else(|e| panic!("{name}/function.json not staged: {e}"));
+            assert_eq!(
+                staged,
+                std::fs::read_to_string(path.join("function.json")).unwrap(),
+                "{name}"
+            );
+            expected.insert(format!("{name}/function.json"));
+        }
+    }
+    assert!(expected.len() > 10);
+    assert_eq!(files_under(&dir), expected);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("host.json")).unwrap(),
+        host_json
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("local.settings.json")).unwrap(),
+        std::fs::read_to_string(repo.join("local.settings.json.example")).unwrap(),
+        "local.settings.json is the runnable local profile"
+    );
+    let settings: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("local.settings.json")).unwrap()).unwrap();
+    assert_eq!(settings["Values"]["FUNCTIONS_WORKER_RUNTIME"], "custom");
+    // The handler is this very binary, executable.
+    assert_eq!(
+        std::fs::read(dir.join(exe)).unwrap(),
+        std::fs::read(BIN).unwrap()
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join(exe))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o111, 0o111, "executable: {mode:o}");
+    }
+
+    // A non-empty folder is refused unless --force, which replaces its contents.
+    std::fs::write(dir.join("stray.txt"), "x").unwrap();
+    let (code, _, stderr) = qotd(&["stage", dir.to_str().unwrap()], &[]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("--force"), "{stderr}");
+    let (code, _, stderr) = qotd(&["stage", "--force", dir.to_str().unwrap()], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(files_under(&dir), expected);
 }

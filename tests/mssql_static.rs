@@ -24,10 +24,14 @@ type Gap = (
     (&'static str, &'static str),
 );
 
-/// Every file of T-SQL statements: (path, its statements, its parser gaps).
-/// A file of T-SQL statements: its path, its `(name, statement)` list and its parser gaps.
-type StatementFile = (&'static str, Vec<(&'static str, &'static str)>, &'static [Gap]);
+/// One file of T-SQL statements: (path, its statements, its parser gaps).
+type StatementFile = (
+    &'static str,
+    Vec<(&'static str, &'static str)>,
+    &'static [Gap],
+);
 
+/// Every file of T-SQL statements.
 fn statement_files() -> Vec<StatementFile> {
     vec![
         (

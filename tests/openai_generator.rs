@@ -7,7 +7,8 @@
 
 mod common;
 
-use azure_core::credentials::TokenCredential;
+use async_trait::async_trait;
+use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
 use bytes::Bytes;
 use common::FakeCredential;
 use qotd::kernel::QuizDay;
@@ -532,8 +533,20 @@ fn assert_request_shape(s: &Seen) {
         .keys()
         .map(String::as_str)
         .collect();
-    let allowed: HashSet<&str> = ["messages", "response_format", "max_tokens", "model"].into();
+    let allowed: HashSet<&str> = [
+        "messages",
+        "response_format",
+        "max_completion_tokens",
+        "temperature",
+        "model",
+    ]
+    .into();
     assert!(keys.is_subset(&allowed), "unexpected body fields {keys:?}");
+    assert!(
+        s.body.get("max_tokens").is_none(),
+        "max_tokens is never sent (reasoning models reject it)"
+    );
+    assert!(s.body["max_completion_tokens"].as_u64().is_some());
     assert!(s.body.get("user").is_none(), "no end-user id is ever sent");
     let roles: Vec<&str> = s.body["messages"]
         .as_array()
@@ -1065,5 +1078,182 @@ async fn an_openai_compatible_server_with_a_bearer_key() {
         assert_eq!(s.header("api-key"), None);
         assert_eq!(s.body["model"], "local/llama-3.1-8b:q4");
         assert_request_shape(&s);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reasoning models (o-series, GPT-5 family) and Entra token failures
+// ---------------------------------------------------------------------------------------------
+
+/// What Azure OpenAI answers a reasoning deployment for a parameter it does not support.
+fn unsupported(param: &str) -> Reply {
+    Reply::json(
+        400,
+        json!({ "error": {
+            "code": "unsupported_parameter",
+            "type": "invalid_request_error",
+            "param": param,
+            "message": format!("Unsupported parameter: '{param}' is not supported with this model. Use 'max_completion_tokens' instead."),
+        }}),
+    )
+}
+
+/// The fake behaves like a reasoning deployment: 400 for `max_tokens` or a sampling parameter.
+fn reasoning_deployment() -> Script {
+    Box::new(|s, _, model| {
+        for p in ["max_tokens", "temperature", "top_p"] {
+            if s.body.get(p).is_some() {
+                return Some(unsupported(p));
+            }
+        }
+        let mut reply = honest_reply(model, s);
+        let mut body: Value = serde_json::from_str(&reply.body).unwrap();
+        body["model"] = json!("gpt-5-mini-2025-08-07");
+        reply.body = body.to_string();
+        Some(reply)
+    })
+}
+
+fn settings_from(server: &Server, vars: &[(&str, &str)]) -> OpenAiSettings {
+    let mut all: HashMap<&str, String> = HashMap::from([
+        ("QOTD_OPENAI_ENDPOINT", server.base.clone()),
+        ("QOTD_OPENAI_API_KEY", KEY.to_owned()),
+    ]);
+    for (k, v) in vars {
+        all.insert(k, v.to_string());
+    }
+    let mut s = OpenAiSettings::from_lookup(|k| all.get(k).cloned())
+        .unwrap()
+        .unwrap();
+    s.retry.base_delay = Duration::from_millis(20);
+    s.retry.max_delay = Duration::from_millis(100);
+    s
+}
+
+#[tokio::test]
+async fn a_reasoning_deployment_gets_max_completion_tokens_and_no_sampling_parameters() {
+    let server = start(reasoning_deployment()).await;
+    // No API style and no api-version: the v1 API by default.
+    let s = settings_from(&server, &[("QOTD_OPENAI_DEPLOYMENT", "gpt-5-mini")]);
+    let g = generator(s, None);
+    let (generated, logs, _) = generate(&g, &RecentQuestions::default()).await;
+    assert_eq!(generated.source, QuizSource::OpenAi, "{logs}");
+    let seen = server.seen();
+    assert_eq!(
+        seen.len(),
+        1 + QUESTIONS_PER_QUIZ,
+        "no request was rejected"
+    );
+    for s in &seen {
+        assert_eq!(s.path, "/openai/v1/chat/completions");
+        assert_eq!(s.query, "");
+        assert!(s.body.get("temperature").is_none());
+        assert_request_shape(s);
+    }
+    // Budgets sized for reasoning tokens (QOTD_OPENAI_MAX_COMPLETION_TOKENS, default 16000).
+    assert_eq!(
+        server.of(Kind::Draft)[0].body["max_completion_tokens"],
+        16_000
+    );
+    assert_eq!(
+        server.of(Kind::Verify)[0].body["max_completion_tokens"],
+        4_000
+    );
+}
+
+#[tokio::test]
+async fn auto_mode_learns_a_reasoning_model_behind_an_opaque_deployment_name() {
+    let server = start(reasoning_deployment()).await;
+    let s = settings_from(
+        &server,
+        &[
+            ("QOTD_OPENAI_DEPLOYMENT", "quiz-generator"),
+            ("QOTD_OPENAI_MAX_COMPLETION_TOKENS", "8000"),
+        ],
+    );
+    let g = generator(s, None);
+    let (generated, logs, _) = generate(&g, &RecentQuestions::default()).await;
+    assert_eq!(generated.source, QuizSource::OpenAi, "{logs}");
+    let seen = server.seen();
+    assert_eq!(
+        seen.len(),
+        2 + QUESTIONS_PER_QUIZ,
+        "one rejected draft, then the reasoning shape"
+    );
+    assert!(seen[0].body.get("temperature").is_some());
+    for s in &seen[1..] {
+        assert!(s.body.get("temperature").is_none());
+    }
+    assert_eq!(seen[1].body["max_completion_tokens"], 8_000);
+    assert!(logs.contains("reasoning model"), "{logs}");
+}
+
+#[tokio::test]
+async fn reasoning_false_keeps_the_sampling_parameters() {
+    let server = start(honest()).await;
+    let s = settings_from(
+        &server,
+        &[
+            ("QOTD_OPENAI_DEPLOYMENT", "gpt-5-mini"),
+            ("QOTD_OPENAI_REASONING", "false"),
+        ],
+    );
+    let g = generator(s, None);
+    let (generated, _, _) = generate(&g, &RecentQuestions::default()).await;
+    assert_eq!(generated.source, QuizSource::OpenAi);
+    let draft = &server.of(Kind::Draft)[0];
+    assert_eq!(draft.body["temperature"], 0.7);
+    assert_eq!(draft.body["max_completion_tokens"], 2_500);
+}
+
+/// A credential whose token endpoint fails the first `failures` requests, then succeeds.
+#[derive(Debug)]
+struct FlakyCredential {
+    failures: usize,
+    calls: AtomicUsize,
+}
+
+#[async_trait]
+impl TokenCredential for FlakyCredential {
+    async fn get_token(
+        &self,
+        _scopes: &[&str],
+        _options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst);
+        if n < self.failures {
+            return Err(azure_core::Error::with_message(
+                azure_core::error::ErrorKind::Io,
+                "connection refused by the identity endpoint (HTTP 503)",
+            ));
+        }
+        Ok(AccessToken::new(
+            "fake-entra-token",
+            azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn a_token_endpoint_failing_twice_then_succeeding_is_retried() {
+    let server = start(honest()).await;
+    let credential = Arc::new(FlakyCredential {
+        failures: 2,
+        calls: AtomicUsize::new(0),
+    });
+    let g = generator(
+        settings(&server, "v1", None),
+        Some(credential.clone() as Arc<dyn TokenCredential>),
+    );
+    let (generated, logs, _) = generate(&g, &RecentQuestions::default()).await;
+    assert_eq!(generated.source, QuizSource::OpenAi, "{logs}");
+    assert_eq!(generated.provenance.fallback_reason, None);
+    assert!(
+        logs.contains("could not get an Entra token"),
+        "the retries are logged: {logs}"
+    );
+    assert!(credential.calls.load(Ordering::SeqCst) >= 2 + 1 + QUESTIONS_PER_QUIZ);
+    for s in server.seen() {
+        assert_eq!(s.header("authorization"), Some("Bearer fake-entra-token"));
     }
 }

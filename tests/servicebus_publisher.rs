@@ -13,7 +13,7 @@ use qotd::kernel::events::{EventType, UserRegisteredV1};
 use qotd::kernel::{DisplayName, UserId};
 use qotd::platform::clock::SystemClock;
 use qotd::platform::events::NewEvent;
-use qotd::platform::outbox::{Dispatcher, EventPublisher, PublishError};
+use qotd::platform::outbox::{Dispatcher, EventPublisher, PUBLISH_POISON, PublishError};
 use qotd::platform::servicebus::{
     BATCH_CONTENT_TYPE, CLOUDEVENTS_CONTENT_TYPE, MAX_BATCH_BYTES, RetryPolicy, SCOPE,
     ServiceBusPublisher, ServiceBusSettings, traceparent,
@@ -101,14 +101,24 @@ impl Recorded {
             let props: Value = serde_json::from_str(self.header("brokerproperties")).unwrap();
             vec![(
                 props["MessageId"].as_str().unwrap().to_owned(),
-                json!({ "Body": String::from_utf8(self.body.to_vec()).unwrap(), "BrokerProperties": props, "UserProperties": { "traceparent": self.header("traceparent") } }),
+                json!({ "Body": String::from_utf8(self.body.to_vec()).unwrap(), "BrokerProperties": props, "UserProperties": { "traceparent": unquote(self.header("traceparent")), "Diagnostic-Id": unquote(self.header("diagnostic-id")) } }),
             )]
         }
     }
 }
 
+/// A custom property header's string value: sent as a quoted string.
+fn unquote(v: &str) -> &str {
+    v.strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or_else(|| panic!("custom property {v} is not a quoted string"))
+}
+
 struct MockState {
     auth: ExpectedAuth,
+    /// MessageIds the namespace refuses (400, as for a message over the size limit): any
+    /// request carrying one is refused whole, as Service Bus refuses a batch.
+    refuse: HashSet<String>,
     topics: HashSet<String>,
     script: VecDeque<Reply>,
     default: Reply,
@@ -135,6 +145,7 @@ impl Mock {
             .iter()
             .map(|s| s.to_string())
             .collect(),
+            refuse: HashSet::new(),
             script: VecDeque::new(),
             default: created(),
             requests: Vec::new(),
@@ -157,6 +168,14 @@ impl Mock {
 
     fn script(&self, replies: impl IntoIterator<Item = Reply>) {
         self.state.lock().unwrap().script.extend(replies);
+    }
+
+    fn refuse(&self, message_id: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .refuse
+            .insert(message_id.to_owned());
     }
 
     fn set_default(&self, reply: Reply) {
@@ -279,6 +298,18 @@ async fn handle(
                 vec![],
                 &format!("The messaging entity 'sb://{NAMESPACE}/{t}' could not be found."),
             ),
+            (Some(_), Ok(()))
+                if recorded
+                    .messages()
+                    .iter()
+                    .any(|(id, _)| s.refuse.contains(id)) =>
+            {
+                error_reply(
+                    400,
+                    vec![],
+                    "The received message (delivery-id:0, size:300000 bytes) exceeds the limit (262144 bytes) currently allowed on the link.",
+                )
+            }
             (Some(t), Ok(())) => {
                 let reply = s.script.pop_front().unwrap_or_else(|| s.default.clone());
                 let accepted = matches!(reply, Reply::Slow(_) | Reply::Status(201, ..));
@@ -440,8 +471,13 @@ async fn single_message_with_sas_has_the_documented_shape() {
         props,
         json!({ "MessageId": ev.event_id, "Label": "qotd.UserRegistered.v1", "CorrelationId": corr })
     );
-    let tp = r.header("traceparent");
+    let tp = unquote(r.header("traceparent"));
     assert_traceparent(tp);
+    assert_eq!(
+        unquote(r.header("diagnostic-id")),
+        tp,
+        "Diagnostic-Id carries the same trace context"
+    );
     assert!(
         tp.starts_with("00-6f9619ff8b86d011b42d00cf4fc964ff-"),
         "trace id from the correlation id: {tp}"
@@ -475,7 +511,7 @@ async fn single_message_with_sas_has_the_documented_shape() {
         "no CorrelationId when the event has none"
     );
     // Without a UUID correlation id the trace id comes from the event id.
-    let tp2 = reqs[1].header("traceparent");
+    let tp2 = unquote(reqs[1].header("traceparent"));
     assert!(
         tp2.starts_with(&format!("00-{}-", ev2.event_id.replace('-', ""))),
         "{tp2}"
@@ -536,6 +572,7 @@ async fn batch_with_bearer_token_has_the_documented_shape() {
         }
         let tp = item["UserProperties"]["traceparent"].as_str().unwrap();
         assert_traceparent(tp);
+        assert_eq!(item["UserProperties"]["Diagnostic-Id"], tp);
         assert_eq!(tp, traceparent(ev.correlation_id.as_deref(), &ev.event_id));
     }
     assert!(
@@ -695,7 +732,12 @@ async fn server_busy_storm_gives_up_as_transient_in_bounded_time() {
         .publish("user-registered", &events)
         .await
         .unwrap_err();
-    assert!(matches!(e, PublishError::Transient(_)), "{e}");
+    assert!(matches!(e, PublishError::Throttled { .. }), "{e}");
+    assert_eq!(
+        e.retry_after(),
+        Some(Duration::from_secs(30)),
+        "the broker's wait is carried out"
+    );
     assert!(started.elapsed() < Duration::from_secs(2));
     assert_eq!(mock.requests().len(), 1);
 }
@@ -850,12 +892,16 @@ async fn unknown_topic_and_bad_request_are_config_errors() {
         error_reply(403, vec![], "Unauthorized access. 'Send' claim(s) are required to perform this operation."),
     ]);
     let ev = [event("user-registered", None, 10)];
+    // A 400 refuses the message itself, not the topic: it comes back as rejected.
     let e = publisher.publish("user-registered", &ev).await.unwrap_err();
     match &e {
-        PublishError::Config(m) => {
+        PublishError::Rejected { rejected } => {
+            assert_eq!(rejected.len(), 1);
+            assert_eq!(rejected[0].event_id, ev[0].event_id);
+            let m = &rejected[0].reason;
             assert!(m.contains("400") && m.contains("exceeds the limit"), "{m}");
         }
-        other => panic!("expected Config, got {other}"),
+        other => panic!("expected Rejected, got {other}"),
     }
     for status in ["410", "410", "403"] {
         let e = publisher.publish("user-registered", &ev).await.unwrap_err();
@@ -866,14 +912,14 @@ async fn unknown_topic_and_bad_request_are_config_errors() {
     }
     assert_eq!(
         publisher.config_errors_reported(),
-        4,
-        "one line each for 404 (other topic), 400, 410 and 403"
+        3,
+        "one line each for 404 (other topic), 410 and 403"
     );
     // Once the topic accepts again, a new failure is reported again.
     publisher.publish("user-registered", &ev).await.unwrap();
     mock.script([error_reply(403, vec![], "Quota exceeded.")]);
     publisher.publish("user-registered", &ev).await.unwrap_err();
-    assert_eq!(publisher.config_errors_reported(), 5);
+    assert_eq!(publisher.config_errors_reported(), 4);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -881,17 +927,21 @@ async fn unknown_topic_and_bad_request_are_config_errors() {
 // ---------------------------------------------------------------------------------------------
 
 async fn register_one(db: &store::Database, correlation: &str) -> NewEvent {
+    register_user(db, "u-sb-1", correlation).await
+}
+
+async fn register_user(db: &store::Database, user: &str, correlation: &str) -> NewEvent {
     let now = Utc::now();
     let profile = Profile {
-        user_id: UserId::parse("u-sb-1").unwrap(),
+        user_id: UserId::parse(user).unwrap(),
         display_name: DisplayName::parse("Ada").unwrap(),
         registered_at: now,
     };
     let event = NewEvent::new(
         EventType::UserRegistered,
-        "users/u-sb-1".into(),
+        format!("users/{user}"),
         &UserRegisteredV1 {
-            user_id: "u-sb-1".into(),
+            user_id: user.into(),
             display_name: "Ada".into(),
             registered_at: now.to_rfc3339(),
         },
@@ -970,4 +1020,105 @@ async fn dispatcher_publishes_through_service_bus_and_keeps_rejected_events_pend
     assert_eq!(mock.requests().len(), 1);
     assert_eq!(publisher.config_errors_reported(), 1);
     assert!(mock.enqueued().is_empty());
+}
+
+#[tokio::test]
+async fn a_retry_after_longer_than_the_budget_is_carried_into_the_outbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let mock = Mock::start(ExpectedAuth::Sas).await;
+    mock.set_default(error_reply(
+        429,
+        vec![("retry-after", "30".into())],
+        "The request was terminated because the entity is being throttled.",
+    ));
+    let stores = store::open(&DatabaseUrl::Sqlite(dir.path().join("throttled.db")))
+        .await
+        .unwrap();
+    register_one(&stores, "corr-throttled").await;
+    let dispatcher = Dispatcher::new(
+        stores.events().clone(),
+        Arc::new(sas_publisher(&mock)),
+        Arc::new(SystemClock),
+    );
+    let before = Utc::now();
+    let outcome = dispatcher.dispatch_once().await.unwrap();
+    assert_eq!((outcome.published, outcome.failed), (0, 1));
+    assert_eq!(mock.requests().len(), 1, "no retry inside the 5 s budget");
+    let events = stores.events();
+    let lease = Duration::from_secs(1);
+    let early = events
+        .claim_pending("probe", 10, lease, before + chrono::Duration::seconds(29))
+        .await
+        .unwrap();
+    assert!(early.is_empty(), "not claimable before the broker's 30 s");
+    let due = events
+        .claim_pending("probe", 10, lease, before + chrono::Duration::seconds(32))
+        .await
+        .unwrap();
+    assert_eq!(due.len(), 1, "claimable once the 30 s have passed");
+}
+
+#[tokio::test]
+async fn one_refused_message_in_a_batch_goes_to_the_poison_table_and_the_rest_are_published() {
+    let dir = tempfile::tempdir().unwrap();
+    let mock = Mock::start(ExpectedAuth::Sas).await;
+    let stores = store::open(&DatabaseUrl::Sqlite(dir.path().join("poison.db")))
+        .await
+        .unwrap();
+    let corr = uuid::Uuid::new_v4().to_string();
+    let mut evs = Vec::new();
+    for user in ["u-sb-a", "u-sb-b", "u-sb-c"] {
+        evs.push(register_user(&stores, user, &corr).await);
+    }
+    mock.refuse(&evs[1].id);
+    let dispatcher = Dispatcher::new(
+        stores.events().clone(),
+        Arc::new(sas_publisher(&mock)),
+        Arc::new(SystemClock),
+    );
+    let outcome = dispatcher.dispatch_once().await.unwrap();
+    assert_eq!(
+        (outcome.published, outcome.failed, outcome.poisoned),
+        (2, 0, 1)
+    );
+    // The batch was refused whole, then each message went alone.
+    let reqs = mock.requests();
+    assert_eq!(reqs.len(), 4, "one batch, then three single messages");
+    assert_eq!(reqs[0].header("content-type"), BATCH_CONTENT_TYPE);
+    assert_eq!(reqs[0].messages().len(), 3);
+    for r in &reqs[1..] {
+        assert_eq!(r.header("content-type"), CLOUDEVENTS_CONTENT_TYPE);
+        // The request's correlation id travels with each message.
+        let props: Value = serde_json::from_str(r.header("brokerproperties")).unwrap();
+        assert_eq!(props["CorrelationId"], Value::String(corr.clone()));
+    }
+    assert_eq!(
+        mock.enqueued(),
+        vec![
+            ("user-registered".to_owned(), evs[0].id.clone()),
+            ("user-registered".to_owned(), evs[2].id.clone()),
+        ]
+    );
+    // Off the outbox: the refused one is in the poison table with its reason.
+    assert_eq!(stores.events().pending_count().await.unwrap(), 0);
+    assert_eq!(
+        stores.events().poison_count(PUBLISH_POISON).await.unwrap(),
+        1
+    );
+    let conn = rusqlite::Connection::open(dir.path().join("poison.db")).unwrap();
+    let (message_id, reason): (String, String) = conn
+        .query_row(
+            "SELECT message_id, reason FROM platform_poison WHERE consumer = ?1",
+            [PUBLISH_POISON],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(message_id, evs[1].id);
+    assert!(
+        reason.contains("400") && reason.contains("exceeds the limit"),
+        "{reason}"
+    );
+    // The next step has nothing left to send: the topic is not blocked.
+    let outcome = dispatcher.dispatch_once().await.unwrap();
+    assert_eq!((outcome.published, outcome.failed), (0, 0));
 }

@@ -22,26 +22,35 @@ use crate::platform::functions::consumer::PoisonTable;
 use crate::platform::functions::local_bus::LocalBus;
 use crate::platform::functions::manifest::FunctionApp;
 use crate::platform::functions::protocol::InvocationResponse;
+use crate::platform::http::Problem;
 use crate::platform::http::cors::CorsPolicy;
 use crate::platform::http::static_site::StaticSite;
 use crate::platform::outbox::{Dispatcher, EventPublisher};
+use crate::platform::retry::RetryPolicy;
 use crate::platform::servicebus::ServiceBusPublisher;
-use crate::platform::store::{self, EventStore};
+use crate::platform::store::{self, Database, EventStore};
 use crate::quiz::bank::{Bank, BankGenerator};
 use crate::quiz::openai::OpenAiGenerator;
 use crate::quiz::{self, QuizGenerator, QuizService};
 use crate::users::{self, Users};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
-/// Everything a request or invocation may need.
-pub struct App {
-    pub settings: Settings,
-    pub functions: FunctionApp,
+/// The parts that need the database: the three context services, the outbox/poison port and
+/// the dispatcher. They exist once the database is connected (see [`App::services`]).
+pub struct Services {
     pub users: Users,
     pub quiz: QuizService,
     pub leaderboard: Leaderboard,
     pub events: Arc<dyn EventStore>,
     pub dispatcher: Arc<Dispatcher>,
+    poison: PoisonTable,
+}
+
+/// Everything a request or invocation may need.
+pub struct App {
+    pub settings: Settings,
+    pub functions: FunctionApp,
     pub dev_issuer: Option<DevIssuer>,
     pub clock: Arc<dyn Clock>,
     /// The dev issuer's sign-in flow (only used while `dev_issuer` is on).
@@ -49,7 +58,14 @@ pub struct App {
     /// The player page.
     web: StaticSite,
     cors: CorsPolicy,
-    poison: PoisonTable,
+    /// Filled once the database is connected (at once for SQLite; in the background for SQL
+    /// Server, which may need a token and a network that are not there yet).
+    services: OnceLock<Arc<Services>>,
+    /// Why the database is not connected yet, for `/api/health` and 503 details.
+    db_down: Mutex<String>,
+    ready: tokio::sync::watch::Sender<bool>,
+    generator: Arc<dyn QuizGenerator>,
+    publisher: Arc<dyn EventPublisher>,
     bus: Arc<LocalBus>,
     verifier: OnceLock<OidcVerifier>,
     http: reqwest::Client,
@@ -57,23 +73,46 @@ pub struct App {
     self_url: OnceLock<String>,
 }
 
+/// How long a client is asked to wait (`Retry-After`, seconds) while the database connects.
+pub const DATABASE_RETRY_AFTER_SECONDS: u64 = 5;
+
+/// Backoff of the background database connection: 1 s doubling to 60 s, for as long as it
+/// takes (the host keeps the process; each failure is logged with its reason).
+const CONNECT_RETRY: RetryPolicy =
+    RetryPolicy::unbounded(Duration::from_secs(1), Duration::from_secs(60));
+
+/// When the database is connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Connect {
+    /// Before `build` returns; a failure is `build`'s error (the CLI commands).
+    Now,
+    /// SQLite before `build` returns; SQL Server in the background with backoff (`serve`):
+    /// the handler answers the host at once and reports the database as down until then.
+    Background,
+}
+
 impl App {
-    /// Opens the store and wires every component on the system clock.
+    /// Wires every component on the system clock, connecting the database in the background
+    /// (see [`Connect::Background`]).
     pub async fn build(settings: Settings) -> anyhow::Result<Arc<Self>> {
-        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+        Self::build_with(settings, Arc::new(SystemClock), Connect::Background).await
     }
 
-    /// Opens the store and wires every component, choosing each adapter from the settings:
-    /// SQLite or Azure SQL; Service Bus or the local bus (which delivers events to this
-    /// handler's own functions); Azure OpenAI (bank as fallback) or the bank. Every "now"
-    /// comes from `clock`.
-    pub async fn build_with_clock(
+    /// Wires every component on the system clock with the database connected before it
+    /// returns (CLI commands that need the database for one job).
+    pub async fn build_connected(settings: Settings) -> anyhow::Result<Arc<Self>> {
+        Self::build_with(settings, Arc::new(SystemClock), Connect::Now).await
+    }
+
+    /// Wires every component, choosing each adapter from the settings: SQLite or Azure SQL;
+    /// Service Bus or the local bus (which delivers events to this handler's own functions);
+    /// Azure OpenAI (bank as fallback) or the bank. Every "now" comes from `clock`.
+    pub async fn build_with(
         settings: Settings,
         clock: Arc<dyn Clock>,
+        connect: Connect,
     ) -> anyhow::Result<Arc<Self>> {
         let functions = FunctionApp::embedded()?;
-        let db = store::open_with(&settings.database, &settings.sql).await?;
-        let events = db.events();
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(64)
             .build()?;
@@ -90,7 +129,6 @@ impl App {
             }
             None => bus.clone(),
         };
-        let dispatcher = Arc::new(Dispatcher::new(events.clone(), publisher, clock.clone()));
         let bank: Arc<dyn QuizGenerator> = Arc::new(BankGenerator::new(Bank::embedded()));
         let generator: Arc<dyn QuizGenerator> = match &settings.openai {
             Some(ai) => {
@@ -114,13 +152,14 @@ impl App {
         } else {
             None
         };
-        Ok(Arc::new(Self {
-            users: Users::new(users::store::repo(&db), clock.clone()),
-            quiz: QuizService::new(quiz::store::repo(&db), generator, clock.clone()),
-            leaderboard: Leaderboard::new(leaderboard::store::repo(&db), clock.clone()),
-            poison: PoisonTable::new(events.clone(), clock.clone()),
-            events,
-            dispatcher,
+        let background = connect == Connect::Background
+            && matches!(settings.database, store::DatabaseUrl::Mssql(_));
+        let app = Arc::new(Self {
+            services: OnceLock::new(),
+            db_down: Mutex::new("connecting".into()),
+            ready: tokio::sync::watch::channel(false).0,
+            generator,
+            publisher,
             dev_issuer,
             clock,
             dev_login: DevLogin::new(),
@@ -132,7 +171,108 @@ impl App {
             self_url: OnceLock::new(),
             functions,
             settings,
-        }))
+        });
+        if background {
+            tokio::spawn(app.clone().connect_in_background());
+        } else {
+            let db = store::open_with(&app.settings.database, &app.settings.sql).await?;
+            app.install(&db);
+        }
+        Ok(app)
+    }
+
+    /// Builds the services on an opened database and wakes everyone waiting for them.
+    fn install(&self, db: &Database) {
+        let events = db.events();
+        let clock = &self.clock;
+        let services = Arc::new(Services {
+            users: Users::new(users::store::repo(db), clock.clone()),
+            quiz: QuizService::new(quiz::store::repo(db), self.generator.clone(), clock.clone()),
+            leaderboard: Leaderboard::new(leaderboard::store::repo(db), clock.clone()),
+            poison: PoisonTable::new(events.clone(), clock.clone()),
+            dispatcher: Arc::new(Dispatcher::new(
+                events.clone(),
+                self.publisher.clone(),
+                clock.clone(),
+            )),
+            events,
+        });
+        if self.services.set(services).is_ok() {
+            self.ready.send_replace(true);
+        }
+    }
+
+    /// Opens the database (token, connection, migrations) until it works, with backoff; until
+    /// then `/api/health` names the failure and requests that need the database get 503.
+    async fn connect_in_background(self: Arc<Self>) {
+        let target = self.settings.database.redacted();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            // A bare connection first: its error is the reason to report at once (opening runs
+            // migrations, whose own connect retries would hide it for several seconds).
+            let opened = match store::probe(&self.settings.database, &self.settings.sql).await {
+                Ok(()) => store::open_with(&self.settings.database, &self.settings.sql).await,
+                Err(e) => Err(e),
+            };
+            match opened {
+                Ok(db) => {
+                    tracing::info!(attempt, database = %target, "database connected");
+                    self.install(&db);
+                    return;
+                }
+                Err(e) => {
+                    let reason = format!("{e:#}");
+                    let wait = CONNECT_RETRY.delay(attempt);
+                    tracing::error!(attempt, retry_in_ms = wait.as_millis() as u64, database = %target, error = %reason, "database unavailable; retrying in the background");
+                    *self.db_down.lock().unwrap_or_else(|p| p.into_inner()) = reason;
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    /// The database-backed services, once connected.
+    pub fn services(&self) -> Option<&Arc<Services>> {
+        self.services.get()
+    }
+
+    /// Waits until the database is connected (forever if it never is).
+    pub async fn ready(&self) -> Arc<Services> {
+        let mut rx = self.ready.subscribe();
+        let _ = rx.wait_for(|ready| *ready).await;
+        self.services
+            .get()
+            .cloned()
+            .expect("ready is sent after the services are set")
+    }
+
+    /// Why the database is not connected (`None` once it is).
+    pub fn database_down(&self) -> Option<String> {
+        if self.services.get().is_some() {
+            return None;
+        }
+        Some(
+            self.db_down
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        )
+    }
+
+    /// The services, or the 503 a request gets while the database is still connecting.
+    pub(crate) fn require(&self) -> Result<&Arc<Services>, Problem> {
+        self.services.get().ok_or_else(|| {
+            Problem::new(
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the database is not connected yet; retry shortly",
+            )
+            .with_header(
+                http::header::RETRY_AFTER,
+                DATABASE_RETRY_AFTER_SECONDS.to_string(),
+            )
+        })
     }
 
     /// Records the bound address; called once by whoever bound the listener. The local bus
@@ -151,21 +291,23 @@ impl App {
 
     async fn dispatch_outbox(&self) -> Result<InvocationResponse, InvocationFailure> {
         let outcome = self
+            .invocation_services()?
             .dispatcher
             .drain()
             .await
             .map_err(|e| InvocationFailure(e.to_string()))?;
         Ok(InvocationResponse::logs(vec![format!(
-            "published {} events; {} failed and stay pending",
-            outcome.published, outcome.failed
+            "published {} events; {} failed and stay pending; {} refused by the broker and moved to the poison table",
+            outcome.published, outcome.failed, outcome.poisoned
         )]))
     }
 
     /// Generates today's quiz if missing and publishes anything left in the outbox (crash
     /// recovery). Run in the background at start-up.
     pub async fn catch_up(&self) {
-        let today = self.quiz.today();
-        match self.quiz.ensure_generated(today, None).await {
+        let services = self.ready().await;
+        let today = services.quiz.today();
+        match services.quiz.ensure_generated(today, None).await {
             Ok(quiz::Generation::Created(_)) => {
                 tracing::info!(day = %today, "generated missing quiz at start-up")
             }
@@ -174,6 +316,17 @@ impl App {
                 tracing::error!(day = %today, error = %e, "could not generate today's quiz at start-up")
             }
         }
-        self.dispatcher.nudge();
+        services.dispatcher.nudge();
+    }
+
+    /// The services for a timer or Service Bus invocation; while the database is down the
+    /// invocation fails (non-2xx), so the host retries or redelivers instead of acknowledging.
+    pub(crate) fn invocation_services(&self) -> Result<&Arc<Services>, InvocationFailure> {
+        self.services.get().ok_or_else(|| {
+            InvocationFailure(format!(
+                "the database is not connected yet ({}); failing so the host retries",
+                self.database_down().unwrap_or_default()
+            ))
+        })
     }
 }

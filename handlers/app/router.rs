@@ -23,6 +23,11 @@ use crate::platform::http::server::Handler;
 use crate::platform::http::{ApiRequest, ApiResponse, MAX_API_BODY, Problem, json_response};
 use crate::{leaderboard, quiz};
 use async_trait::async_trait;
+
+/// At most `max` characters of `s`.
+fn clip(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
 use http::{Method, StatusCode};
 
 /// Who may call each HTTP function (every function with an HTTP trigger must be listed; a test
@@ -62,8 +67,11 @@ impl App {
             },
         };
         let res = result.unwrap_or_else(Problem::into_response);
-        if is_write && res.status().is_success() {
-            self.dispatcher.nudge();
+        if is_write
+            && res.status().is_success()
+            && let Some(services) = self.services()
+        {
+            services.dispatcher.nudge();
         }
         res
     }
@@ -97,8 +105,9 @@ impl App {
         ctx: &crate::platform::http::RequestContext,
         req: ApiRequest,
     ) -> Result<ApiResponse, Problem> {
-        let q = &self.quiz;
-        let board = &self.leaderboard;
+        let services = self.require()?;
+        let q = &services.quiz;
+        let board = &services.leaderboard;
         match name {
             "UsersMe" => self.users_me(ctx, req).await,
             "QuizToday" => quiz::http::today(q, ctx, req).await,
@@ -133,11 +142,12 @@ impl App {
                 )));
             }
         };
-        let (board, poison) = (&self.leaderboard, &self.poison);
+        let services = self.invocation_services()?;
+        let (board, poison) = (&services.leaderboard, &services.poison);
         match name {
             "GenerateDailyQuiz" => {
-                let res = quiz::timer::generate_daily_quiz(&self.quiz, inv, &binding).await;
-                self.dispatcher.nudge();
+                let res = quiz::timer::generate_daily_quiz(&services.quiz, inv, &binding).await;
+                services.dispatcher.nudge();
                 res
             }
             "DispatchOutbox" => self.dispatch_outbox().await,
@@ -156,22 +166,42 @@ impl App {
         }
     }
 
-    /// `GET /api/health`: 200 when the database answers, 503 otherwise.
+    /// `GET /api/health`: 200 when the database answers; otherwise 503 problem+json whose
+    /// detail names what is down and why (e.g. `database: cannot get an Entra token for Azure
+    /// SQL: …` while the background connection is still failing).
     async fn health(&self) -> ApiResponse {
-        let db_ok = self.events.ping().await.is_ok();
-        let status = if db_ok {
-            StatusCode::OK
-        } else {
-            StatusCode::SERVICE_UNAVAILABLE
+        let down = match self.services() {
+            None => Some(format!(
+                "database: {}",
+                self.database_down().unwrap_or_default()
+            )),
+            Some(s) => s
+                .events
+                .ping()
+                .await
+                .err()
+                .map(|e| format!("database: {e}")),
         };
-        json_response(
-            status,
-            &serde_json::json!({
-                "status": if db_ok { "ok" } else { "unavailable" },
-                "version": env!("CARGO_PKG_VERSION"),
-                "checks": { "database": if db_ok { "ok" } else { "unavailable" } },
-            }),
-        )
+        match down {
+            None => json_response(
+                StatusCode::OK,
+                &serde_json::json!({
+                    "status": "ok",
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "checks": { "database": "ok" },
+                }),
+            ),
+            Some(detail) => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                clip(&detail, 600),
+            )
+            .with_header(
+                http::header::RETRY_AFTER,
+                super::DATABASE_RETRY_AFTER_SECONDS.to_string(),
+            )
+            .into_response(),
+        }
     }
 
     fn dev_oidc(&self, req: &ApiRequest) -> ApiResponse {

@@ -198,6 +198,21 @@ impl Settings {
     }
 }
 
+/// Defaults of the app settings that function.json names as `%NAME%` (which the Functions host
+/// resolves in Azure, where Terraform sets them), for `qotd local` when they are unset.
+pub const LOCAL_DEFAULTS: &[(&str, &str)] = &[
+    // Every minute, as in local.settings.json.example: SQLite has nothing to pause.
+    ("QOTD_DISPATCH_SCHEDULE", "0 */1 * * * *"),
+];
+
+/// The local default of app setting `name`, if it has one.
+pub fn local_default(name: &str) -> Option<&'static str> {
+    LOCAL_DEFAULTS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| *v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

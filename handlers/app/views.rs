@@ -16,9 +16,10 @@ impl App {
         req: ApiRequest,
     ) -> Result<ApiResponse, Problem> {
         let user = &ctx.principal.user_id;
+        let services = self.require()?;
         let (me, stats) = tokio::join!(
-            users::http::me(&self.users, ctx, req),
-            self.leaderboard.player_stats(user)
+            users::http::me(&services.users, ctx, req),
+            services.leaderboard.player_stats(user)
         );
         let (status, profile) = me?;
         let stats = stats.map_err(Problem::storage)?;
@@ -35,7 +36,7 @@ impl App {
         &self,
         ctx: &RequestContext,
     ) -> Result<DisplayName, Problem> {
-        match self.users.profile(&ctx.principal.user_id).await {
+        match self.require()?.users.profile(&ctx.principal.user_id).await {
             Ok(profile) => Ok(profile.display_name),
             Err(UsersError::NotRegistered(_)) => Err(Problem::forbidden(
                 "register first: POST /api/users/me with {\"displayName\": ...}",

@@ -4,6 +4,12 @@
 //! at-least-once; consumers are idempotent through their inbox. The dispatcher runs right after
 //! each commit (a `Notify` nudge), on a slow background tick, and from the `DispatchOutbox`
 //! timer function as a safety net; `dispatch_once` is the single step all three call.
+//!
+//! A failed publish leaves its events pending with a retry time: the backoff of their attempt
+//! count, or the broker's `Retry-After` when that is longer ([`PublishError::Throttled`]). An
+//! event the broker refuses on its own ([`PublishError::Rejected`]: too large, invalid) would
+//! block its topic forever, so it is recorded in the poison table with the reason (consumer
+//! [`PUBLISH_POISON`]) and taken off the outbox.
 
 use crate::platform::clock::Clock;
 use crate::platform::retry::RetryPolicy;
@@ -21,22 +27,56 @@ pub trait EventPublisher: Send + Sync {
     async fn publish(&self, topic: &str, events: &[PendingEvent]) -> Result<(), PublishError>;
 }
 
-/// A publish that did not happen.
+/// A publish that did not (entirely) happen.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     /// Worth retrying soon (throttling, timeouts, 5xx).
     #[error("transient publish failure: {0}")]
     Transient(String),
+    /// The broker asked for a wait (`Retry-After` on 429/503) longer than the publisher's
+    /// request budget: the events are claimed again no earlier than `retry_after` from now.
+    #[error("publish throttled for {retry_after:?}: {reason}")]
+    Throttled {
+        reason: String,
+        retry_after: Duration,
+    },
     /// A configuration problem (unknown topic, no permission): retried slowly, logged once.
     #[error("publisher configuration error: {0}")]
     Config(String),
+    /// The broker refused these events one by one (each sent alone, e.g. too large or with
+    /// invalid properties); every other event of the call was accepted. The dispatcher moves
+    /// the refused ones to the poison table with their reason.
+    #[error("{} event(s) refused by the broker", rejected.len())]
+    Rejected { rejected: Vec<Rejection> },
 }
+
+/// One event the broker refused on its own, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub event_id: String,
+    pub reason: String,
+}
+
+impl PublishError {
+    /// The wait the broker asked for, if any.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Throttled { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
+}
+
+/// The `consumer` name under which the dispatcher records events the broker refused.
+pub const PUBLISH_POISON: &str = "outbox.publish";
 
 /// What one dispatch step did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct DispatchOutcome {
     pub published: usize,
     pub failed: usize,
+    /// Events the broker refused for good, moved to the poison table (and off the outbox).
+    pub poisoned: usize,
 }
 
 /// Claims, publishes and settles outbox rows.
@@ -146,9 +186,40 @@ impl Dispatcher {
                         .await?;
                     outcome.published += batch.len();
                 }
+                Err(PublishError::Rejected { rejected }) => {
+                    let refused: BTreeMap<&str, &str> = rejected
+                        .iter()
+                        .map(|r| (r.event_id.as_str(), r.reason.as_str()))
+                        .collect();
+                    let now = self.clock.now();
+                    let mut done = Vec::with_capacity(batch.len());
+                    for ev in &batch {
+                        if let Some(reason) = refused.get(ev.event_id.as_str()) {
+                            tracing::error!(topic, event_id = %ev.event_id, seq = ev.seq, reason, "the broker refused an event; moved to the poison table");
+                            self.store
+                                .record_poison(
+                                    PUBLISH_POISON,
+                                    Some(&ev.event_id),
+                                    &ev.payload,
+                                    &format!("topic {topic}: {reason}"),
+                                    now,
+                                )
+                                .await?;
+                            outcome.poisoned += 1;
+                        } else {
+                            outcome.published += 1;
+                        }
+                        // Published, or dead in the poison table: either way off the outbox.
+                        done.push(ev.seq);
+                    }
+                    self.store.mark_sent(&self.owner, &done, now).await?;
+                }
                 Err(err) => {
                     // Configuration errors are logged once by the publisher; transient ones here.
-                    if matches!(err, PublishError::Transient(_)) {
+                    if matches!(
+                        err,
+                        PublishError::Transient(_) | PublishError::Throttled { .. }
+                    ) {
                         tracing::warn!(topic, error = %err, count = batch.len(), "publish failed; events stay pending");
                     }
                     for ev in &batch {
@@ -164,14 +235,15 @@ impl Dispatcher {
         Ok(outcome)
     }
 
-    /// Drains the outbox until a step publishes nothing new.
+    /// Drains the outbox until a step settles nothing new (publishes or poisons nothing).
     pub async fn drain(&self) -> Result<DispatchOutcome, crate::platform::store::StoreError> {
         let mut total = DispatchOutcome::default();
         loop {
             let step = self.dispatch_once().await?;
             total.published += step.published;
             total.failed += step.failed;
-            if step.published == 0 {
+            total.poisoned += step.poisoned;
+            if step.published == 0 && step.poisoned == 0 {
                 return Ok(total);
             }
         }
@@ -207,18 +279,36 @@ const CONFIG_RETRY: RetryPolicy =
 
 /// How long a released event waits before it is claimed again. The un-jittered step: the
 /// time is stored on the row, and the rows of one batch are meant to come back together.
+/// A wait the broker asked for (`Retry-After`) is kept when it is longer than the step.
 fn backoff(attempts: u32, err: &PublishError) -> ChronoDuration {
     let policy = match err {
-        PublishError::Transient(_) => TRANSIENT_RETRY,
         PublishError::Config(_) => CONFIG_RETRY,
+        _ => TRANSIENT_RETRY,
     };
-    let step = policy.step(attempts.saturating_add(1));
+    let step = policy
+        .step(attempts.saturating_add(1))
+        .max(err.retry_after().unwrap_or_default());
     ChronoDuration::from_std(step).unwrap_or(ChronoDuration::MAX)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_broker_wait_longer_than_the_step_is_kept() {
+        let throttled = PublishError::Throttled {
+            reason: "429".into(),
+            retry_after: Duration::from_secs(30),
+        };
+        assert_eq!(backoff(0, &throttled), ChronoDuration::seconds(30));
+        // A shorter wait than the step: the step.
+        let short = PublishError::Throttled {
+            reason: "429".into(),
+            retry_after: Duration::from_millis(100),
+        };
+        assert_eq!(backoff(3, &short), ChronoDuration::seconds(4));
+    }
 
     #[test]
     fn backoff_doubles_per_attempt_up_to_its_cap() {

@@ -127,9 +127,8 @@ pub fn jitter_unit() -> f64 {
 /// at most `max`. `None` when no header is present or none parses; an HTTP-date in the past
 /// means "now" (`Duration::ZERO`).
 pub fn retry_after(headers: &HeaderMap, max: Duration) -> Option<Duration> {
-    // An HTTP date is compared with the real time the server meant, through the clock module.
     use crate::platform::clock::{Clock, SystemClock};
-    retry_after_at(headers, max, SystemClock.now().into())
+    retry_after_at(headers, max, SystemTime::from(SystemClock.now()))
 }
 
 /// [`retry_after`] with the clock given, for HTTP-dates in tests.

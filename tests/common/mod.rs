@@ -23,6 +23,9 @@ pub struct TestApp {
     _temp: Option<tempfile::TempDir>,
     pub http: reqwest::Client,
     env: Vec<(String, String)>,
+    /// For `serve`: from spawning the process to its first answer to `GET /` (the dev
+    /// issuer's key is created beforehand, so this is the handler's own start-up).
+    pub ready_in: Duration,
 }
 
 impl Drop for TestApp {
@@ -114,6 +117,7 @@ fn start_local(dir: &Path, env: &[(&str, &str)]) -> TestApp {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+        ready_in: Duration::ZERO,
     }
 }
 
@@ -130,10 +134,14 @@ pub async fn spawn_serve_with(env: &[(&str, &str)]) -> TestApp {
         .local_addr()
         .unwrap()
         .port();
+    // The dev issuer's signing key, made here so the process start-up measured below is the
+    // handler's own (generating an RSA key in a debug build takes seconds on a busy machine).
+    DevIssuer::load_or_create(temp.path()).expect("dev issuer key");
     let mut cmd = Command::new(BIN);
     for (k, v) in env {
         cmd.env(k, v);
     }
+    let spawned = Instant::now();
     let mut child = cmd
         .arg("serve")
         .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
@@ -155,8 +163,11 @@ pub async fn spawn_serve_with(env: &[(&str, &str)]) -> TestApp {
         _temp: Some(temp),
         http: reqwest::Client::new(),
         env: Vec::new(),
+        ready_in: Duration::ZERO,
     };
     app.wait_ready().await;
+    let mut app = app;
+    app.ready_in = spawned.elapsed();
     app
 }
 

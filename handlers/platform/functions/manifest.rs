@@ -146,6 +146,40 @@ impl FunctionApp {
         })
     }
 
+    /// The app with `%NAME%` app-setting references resolved the way the Functions host does
+    /// (timer schedules; Service Bus topic, subscription and connection names), reading each
+    /// NAME through `get`. An unresolved reference is an error naming the function and the
+    /// setting, as the host refuses to index such a function. Only the local host needs this:
+    /// in Azure the host resolves them itself.
+    pub fn resolve_app_settings(
+        &self,
+        get: impl Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Self> {
+        let mut app = self.clone();
+        for f in &mut app.functions {
+            let resolve = |text: &mut String| -> anyhow::Result<()> {
+                *text = resolve_references(text, &get)
+                    .map_err(|e| anyhow::anyhow!("function {}: {e}", f.name))?;
+                Ok(())
+            };
+            match &mut f.trigger {
+                Trigger::Timer { schedule, .. } => resolve(schedule)?,
+                Trigger::ServiceBus {
+                    topic,
+                    subscription,
+                    connection,
+                    ..
+                } => {
+                    resolve(topic)?;
+                    resolve(subscription)?;
+                    resolve(connection)?;
+                }
+                Trigger::Http { .. } => {}
+            }
+        }
+        Ok(app)
+    }
+
     pub fn get(&self, name: &str) -> Option<&FunctionDef> {
         self.functions.iter().find(|f| f.name == name)
     }
@@ -235,6 +269,43 @@ fn matcher_paths(path: &str) -> Vec<String> {
         return vec![format!("{head}/{}", param(last)), bare];
     }
     vec![strip(path)]
+}
+
+/// Replaces every `%NAME%` in `text` with `get(NAME)`; `%%` is not special. Errors name the
+/// first setting that `get` does not know (or knows as empty).
+pub fn resolve_references(
+    text: &str,
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find('%') {
+        let after = &rest[start + 1..];
+        let Some(len) = after.find('%') else {
+            break;
+        };
+        let name = &after[..len];
+        let valid = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':'));
+        if !valid {
+            out.push_str(&rest[..start + 1]);
+            rest = after;
+            continue;
+        }
+        let value = get(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| {
+                format!("'{text}' refers to the app setting {name}, which is not set")
+            })?;
+        out.push_str(&rest[..start]);
+        out.push_str(&value);
+        rest = &after[len + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 fn trigger_of(name: &str, bindings: Vec<RawBinding>) -> anyhow::Result<Trigger> {
@@ -352,6 +423,34 @@ mod tests {
             app.route(&Method::GET, "/favicon.ico"),
             RouteMatch::NotFound
         ));
+    }
+
+    #[test]
+    fn app_setting_references_resolve_like_the_host() {
+        let get = |k: &str| (k == "QOTD_DISPATCH_SCHEDULE").then(|| "0 0 */2 * * *".to_owned());
+        assert_eq!(
+            resolve_references("%QOTD_DISPATCH_SCHEDULE%", &get).unwrap(),
+            "0 0 */2 * * *"
+        );
+        assert_eq!(
+            resolve_references("0 */5 * * * *", &get).unwrap(),
+            "0 */5 * * * *"
+        );
+        let err = resolve_references("%NOPE%", &get).unwrap_err();
+        assert!(err.contains("NOPE"), "{err}");
+        let app = FunctionApp::embedded().unwrap();
+        let schedule = |app: &FunctionApp| match &app.get("DispatchOutbox").unwrap().trigger {
+            Trigger::Timer { schedule, .. } => schedule.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(schedule(&app), "%QOTD_DISPATCH_SCHEDULE%");
+        let resolved = app.resolve_app_settings(get).unwrap();
+        assert_eq!(schedule(&resolved), "0 0 */2 * * *");
+        let err = app.resolve_app_settings(|_| None).unwrap_err().to_string();
+        assert!(
+            err.contains("DispatchOutbox") && err.contains("QOTD_DISPATCH_SCHEDULE"),
+            "{err}"
+        );
     }
 
     #[test]

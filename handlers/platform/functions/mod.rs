@@ -2,12 +2,14 @@
 //! invocation wire format (`protocol`), and the local stand-ins for the Functions host
 //! (`local_host`: HTTP forwarding and timers) and for Service Bus (`local_bus`). The local
 //! stand-ins reach the handler only through the same HTTP protocol the real host uses.
+//! `stage` writes a runnable app folder for the real host (`qotd stage`).
 
 pub mod consumer;
 pub mod local_bus;
 pub mod local_host;
 pub mod manifest;
 pub mod protocol;
+pub mod stage;
 
 use crate::platform::http::{ApiRequest, ApiResponse, json_response};
 use bytes::Bytes;

@@ -111,6 +111,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_correlation_id_of_the_causing_request_reaches_the_consumer() {
+        // The Service Bus trigger's metadata as the host sends it: strings JSON-encoded once
+        // more. The publisher set `CorrelationId` from the outbox row, which holds the id of
+        // the HTTP request that caused the event; `consumer::consume` logs it.
+        let inv: InvocationRequest = serde_json::from_value(serde_json::json!({
+            "Data": { "message": "\"{}\"" },
+            "Metadata": {
+                "MessageId": "\"ev-1\"",
+                "DeliveryCount": "2",
+                "CorrelationId": "\"6f9619ff-8b86-d011-b42d-00cf4fc964ff\""
+            }
+        }))
+        .unwrap();
+        let m = inv.service_bus_message("message").unwrap();
+        assert_eq!(
+            m.correlation_id.as_deref(),
+            Some("6f9619ff-8b86-d011-b42d-00cf4fc964ff")
+        );
+        assert_eq!(m.message_id.as_deref(), Some("ev-1"));
+        assert_eq!(m.delivery_count, 2);
+    }
+
+    #[test]
     fn strings_are_decoded_once_more() {
         assert_eq!(
             decode_string(&Value::String("\"abc\"".into())).as_deref(),

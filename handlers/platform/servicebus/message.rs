@@ -18,6 +18,8 @@ pub(super) struct Outgoing {
     pub(super) content_type: &'static str,
     pub(super) headers: Vec<(&'static str, String)>,
     pub(super) body: bytes::Bytes,
+    /// The events it carries: `events[members]` of the planned slice (groups are contiguous).
+    pub(super) members: std::ops::Range<usize>,
 }
 
 /// Splits events into requests: single messages alone, the rest in batches under the budget.
@@ -25,10 +27,16 @@ pub(super) fn plan(events: &[PendingEvent]) -> Vec<Outgoing> {
     let mut requests = Vec::new();
     let mut group: Vec<(&PendingEvent, String)> = Vec::new();
     let mut group_bytes = 2; // "[" and "]"
-    let flush = |group: &mut Vec<(&PendingEvent, String)>, requests: &mut Vec<Outgoing>| {
+    let mut start = 0;
+    let mut flush = |group: &mut Vec<(&PendingEvent, String)>, requests: &mut Vec<Outgoing>| {
+        let members = start..start + group.len();
+        start = members.end;
         match group.len() {
             0 => {}
-            1 => requests.push(single(group[0].0)),
+            1 => requests.push(Outgoing {
+                members,
+                ..single(group[0].0)
+            }),
             _ => {
                 let body = format!(
                     "[{}]",
@@ -42,6 +50,7 @@ pub(super) fn plan(events: &[PendingEvent]) -> Vec<Outgoing> {
                     content_type: BATCH_CONTENT_TYPE,
                     headers: Vec::new(),
                     body: body.into(),
+                    members,
                 });
             }
         }
@@ -71,26 +80,44 @@ fn broker_properties(ev: &PendingEvent) -> Value {
     Value::Object(props)
 }
 
+/// The trace context application properties: W3C `traceparent`, and the same value as
+/// `Diagnostic-Id`, the name the Service Bus SDKs (and so the Functions trigger) read.
+pub const TRACE_PROPERTIES: [&str; 2] = ["traceparent", "Diagnostic-Id"];
+
 fn batch_item(ev: &PendingEvent) -> Value {
+    let tp = traceparent(ev.correlation_id.as_deref(), &ev.event_id);
+    let user: Map<String, Value> = TRACE_PROPERTIES
+        .iter()
+        .map(|name| (name.to_string(), Value::String(tp.clone())))
+        .collect();
     json!({
         "Body": ev.payload,
         "BrokerProperties": broker_properties(ev),
-        "UserProperties": { "traceparent": traceparent(ev.correlation_id.as_deref(), &ev.event_id) },
+        "UserProperties": user,
     })
 }
 
+/// A custom property header value holding a string: the REST API reads an unquoted value as a
+/// number, date or boolean when it looks like one, so strings are sent as quoted strings.
+fn quoted(value: &str) -> String {
+    format!("\"{}\"", value.replace(['"', '\\'], ""))
+}
+
 fn single(ev: &PendingEvent) -> Outgoing {
+    let tp = quoted(&traceparent(ev.correlation_id.as_deref(), &ev.event_id));
+    let mut headers = vec![("BrokerProperties", ascii_json(&broker_properties(ev)))];
+    headers.extend(TRACE_PROPERTIES.iter().map(|name| (*name, tp.clone())));
     Outgoing {
         content_type: CLOUDEVENTS_CONTENT_TYPE,
-        headers: vec![
-            ("BrokerProperties", ascii_json(&broker_properties(ev))),
-            (
-                "traceparent",
-                traceparent(ev.correlation_id.as_deref(), &ev.event_id),
-            ),
-        ],
+        headers,
         body: bytes::Bytes::from(ev.payload.clone()),
+        members: 0..1,
     }
+}
+
+/// The request that sends `ev` alone (after its batch was refused).
+pub(super) fn alone(ev: &PendingEvent) -> Outgoing {
+    single(ev)
 }
 
 /// JSON with every non-ASCII character escaped, so it is a valid header value.

@@ -24,8 +24,13 @@
 //! **Messages.** One event is one message: the body is the CloudEvents JSON with `Content-Type:
 //! application/cloudevents+json; charset=utf-8`; `BrokerProperties` carries `MessageId` (the
 //! CloudEvent id, so duplicate detection on the topic drops resends), `Label` (the event type) and
-//! `CorrelationId` (when the causing request had one). The W3C `traceparent` travels as an
-//! application property (a header of its own for a single message, `UserProperties` in a batch).
+//! `CorrelationId` (the correlation id of the HTTP request that caused the event, stored with
+//! it in the outbox; the Functions trigger hands it to the consumer as `CorrelationId` metadata,
+//! which [`crate::platform::functions::consumer`] logs). The W3C `traceparent` travels as an
+//! application property, and again as `Diagnostic-Id` (the name the Service Bus SDKs, and so the
+//! Functions trigger, read to link the traces): a quoted-string header of its own for a single
+//! message (the REST API reads an unquoted custom property as a number or date when it can),
+//! `UserProperties` in a batch.
 //! Several events to one topic go as batches (`application/vnd.microsoft.servicebus.json`), split
 //! so that each request body stays under [`MAX_BATCH_BYTES`]. The batch format has no
 //! per-message content type, so batched messages carry none.
@@ -41,11 +46,17 @@
 //! `publish` with the platform's one backoff ([`crate::platform::retry`]), honouring the
 //! server's wait (`retry-after-ms`, `x-ms-retry-after-ms` or `Retry-After`, capped at
 //! [`MAX_RETRY_AFTER`]), within [`DEFAULT_RETRY`]'s attempt and time bounds (or those given
-//! with `with_policy`); then `PublishError::Transient`.
+//! with `with_policy`); then `PublishError::Transient`, or `PublishError::Throttled` with the
+//! server's wait when it asked for one the budget could not hold: the dispatcher then leaves the
+//! events alone for that long (the row's `available_at`), so the wait is not lost.
 //! Every retry resends the same `MessageId`, so a send whose answer was lost is not duplicated.
-//! 400/401/403/404/410 (and other 4xx) are configuration errors: logged once per (topic, status)
-//! with the entity name and returned as `PublishError::Config`; the dispatcher keeps the events
-//! pending and retries them slowly. The log is armed again once the topic accepts a publish.
+//! 400, 413, 415 and 422 refuse the message(s) themselves: a refused batch is resent one message
+//! at a time, and the messages refused alone come back in `PublishError::Rejected`, which the
+//! dispatcher moves to the poison table with their reason (everything else was accepted), so one
+//! oversized or invalid message cannot block its topic. 401/403/404/410 (and other 4xx) are
+//! configuration errors: logged once per (topic, status) with the entity name and returned as
+//! `PublishError::Config`; the dispatcher keeps the events pending and retries them slowly. The
+//! log is armed again once the topic accepts a publish.
 //! A batch split into several requests that fails half-way returns the error; the whole batch is
 //! retried later and duplicate detection drops the part that was already accepted.
 //!

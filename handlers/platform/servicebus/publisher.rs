@@ -3,10 +3,10 @@
 //! platform's one policy ([`crate::platform::retry`]) and reports configuration errors once per
 //! (topic, status). See the parent module's docs for the rules.
 
-use super::message::{Outgoing, plan};
+use super::message::{Outgoing, alone, plan};
 use super::sas::{SasSigner, encode_path};
 use super::settings::{ServiceBusAuth, ServiceBusSettings};
-use crate::platform::outbox::{EventPublisher, PublishError};
+use crate::platform::outbox::{EventPublisher, PublishError, Rejection};
 use crate::platform::retry::{self, GiveUp, RetryPolicy};
 use crate::platform::store::PendingEvent;
 use async_trait::async_trait;
@@ -37,6 +37,27 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest server-requested wait honoured; a longer one is cut to this (and the retry
 /// budget then decides whether it still fits).
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// Why one request failed.
+enum SendFailure {
+    /// Transient (retries spent), throttled or a configuration error: the whole call fails.
+    Publish(PublishError),
+    /// A 4xx about the message(s) themselves, not the topic or the credentials ([`refuses_the_message`]).
+    Refused { status: u16, body: String },
+}
+
+impl From<PublishError> for SendFailure {
+    fn from(e: PublishError) -> Self {
+        Self::Publish(e)
+    }
+}
+
+/// 4xx answers that are about the message(s) sent (too large, malformed, invalid properties),
+/// so another message may well be accepted: a refused batch is resent one message at a time.
+/// 401, 403, 404 and 410 are about the topic or the credentials and fail the whole call.
+fn refuses_the_message(status: u16) -> bool {
+    matches!(status, 400 | 413 | 415 | 422)
+}
 
 enum Authorizer {
     Token(Arc<dyn TokenCredential>),
@@ -148,10 +169,12 @@ impl ServiceBusPublisher {
     }
 
     /// Sends one request (one message or one batch), retrying transient failures.
-    async fn send(&self, topic: &str, request: &Outgoing) -> Result<(), PublishError> {
+    async fn send(&self, topic: &str, request: &Outgoing) -> Result<(), SendFailure> {
         let url = format!("{}/{}/messages", self.endpoint, encode_path(topic));
         let started = Instant::now();
         let mut last_failure = String::new();
+        // The last wait the broker asked for: carried into the outbox when it outlasts us.
+        let mut asked: Option<Duration> = None;
         for attempt in 1u32.. {
             let Some(remaining) = self.policy.total_budget.checked_sub(started.elapsed()) else {
                 break;
@@ -178,9 +201,13 @@ impl ServiceBusPublisher {
                     let status = resp.status().as_u16();
                     if !is_retryable(status) {
                         let body = excerpt(&resp.text().await.unwrap_or_default());
-                        return Err(self.config_error(topic, status, &body));
+                        if refuses_the_message(status) {
+                            return Err(SendFailure::Refused { status, body });
+                        }
+                        return Err(self.config_error(topic, status, &body).into());
                     }
                     let hint = retry::retry_after(resp.headers(), MAX_RETRY_AFTER);
+                    asked = hint;
                     last_failure = format!(
                         "HTTP {status} {}",
                         excerpt(&resp.text().await.unwrap_or_default())
@@ -190,7 +217,8 @@ impl ServiceBusPublisher {
                 Err(e) if e.is_builder() => {
                     return Err(PublishError::Config(format!(
                         "cannot build the Service Bus request for topic '{topic}': {e}"
-                    )));
+                    ))
+                    .into());
                 }
                 Err(e) => {
                     last_failure = if e.is_timeout() {
@@ -208,17 +236,35 @@ impl ServiceBusPublisher {
                     last_failure.push_str(&format!(
                         " (next retry in {delay:?} would exceed the time budget)"
                     ));
+                    if hint.is_some() {
+                        return Err(PublishError::Throttled {
+                            reason: format!(
+                                "Service Bus topic '{topic}' on {}: {last_failure}",
+                                self.namespace
+                            ),
+                            retry_after: delay,
+                        }
+                        .into());
+                    }
                     break;
                 }
             };
             tracing::debug!(topic, attempt, ?delay, failure = %last_failure, "Service Bus send failed; retrying");
             tokio::time::sleep(delay).await;
         }
-        Err(PublishError::Transient(format!(
+        let reason = format!(
             "Service Bus topic '{topic}' on {}: {last_failure} after {:.1?}",
             self.namespace,
             started.elapsed()
-        )))
+        );
+        Err(match asked {
+            Some(retry_after) => PublishError::Throttled {
+                reason,
+                retry_after,
+            },
+            None => PublishError::Transient(reason),
+        }
+        .into())
     }
 
     fn config_error(&self, topic: &str, status: u16, body: &str) -> PublishError {
@@ -264,11 +310,42 @@ impl ServiceBusPublisher {
 
 #[async_trait]
 impl EventPublisher for ServiceBusPublisher {
+    /// Sends the planned requests in order. A request the broker refuses for its content is
+    /// resent one message at a time, so one bad message cannot block its topic; the messages
+    /// refused alone come back as [`PublishError::Rejected`] (all others were accepted).
     async fn publish(&self, topic: &str, events: &[PendingEvent]) -> Result<(), PublishError> {
+        let mut rejected = Vec::new();
+        let refusal = |ev: &PendingEvent, status: u16, body: &str| Rejection {
+            event_id: ev.event_id.clone(),
+            reason: format!("HTTP {status} from Service Bus: {body}"),
+        };
         for request in plan(events) {
-            self.send(topic, &request).await?;
+            let members = &events[request.members.clone()];
+            match self.send(topic, &request).await {
+                Ok(()) => {}
+                Err(SendFailure::Publish(e)) => return Err(e),
+                Err(SendFailure::Refused { status, body }) if members.len() == 1 => {
+                    rejected.push(refusal(&members[0], status, &body));
+                }
+                Err(SendFailure::Refused { status, body }) => {
+                    tracing::warn!(topic, status, count = members.len(), detail = %body, "Service Bus refused a batch; resending its messages one at a time");
+                    for ev in members {
+                        match self.send(topic, &alone(ev)).await {
+                            Ok(()) => {}
+                            Err(SendFailure::Publish(e)) => return Err(e),
+                            Err(SendFailure::Refused { status, body }) => {
+                                rejected.push(refusal(ev, status, &body));
+                            }
+                        }
+                    }
+                }
+            }
         }
-        Ok(())
+        if rejected.is_empty() {
+            Ok(())
+        } else {
+            Err(PublishError::Rejected { rejected })
+        }
     }
 }
 

@@ -190,6 +190,19 @@ pub async fn open(url: &DatabaseUrl) -> anyhow::Result<Database> {
     open_with(url, &sql).await
 }
 
+/// One connection attempt without migrations or retries (SQL Server: token, TCP, TLS and
+/// login), so a caller that retries on its own schedule learns at once why the database is not
+/// reachable. SQLite always succeeds here (`open_with` reports its errors).
+pub async fn probe(url: &DatabaseUrl, sql: &mssql::SqlSettings) -> anyhow::Result<()> {
+    match url {
+        DatabaseUrl::Sqlite(_) => Ok(()),
+        DatabaseUrl::Mssql(cs) => {
+            let db = mssql::Mssql::connect_lazily(cs, sql)?;
+            db.dedicated().await.map(drop).map_err(anyhow::Error::new)
+        }
+    }
+}
+
 /// Opens the backend with already validated SQL Server pool settings.
 pub async fn open_with(url: &DatabaseUrl, sql: &mssql::SqlSettings) -> anyhow::Result<Database> {
     Ok(match url {

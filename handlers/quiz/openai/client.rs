@@ -8,12 +8,16 @@
 //! the service for this generation (they will not heal by retrying).
 
 use super::clip;
-use super::settings::{API_KEY, ApiKey, KeyHeader, OpenAiSettings, config_err};
+use super::request::{self, SAMPLING_PARAMETERS};
+use super::settings::{
+    API_KEY, ApiKey, KeyHeader, OpenAiSettings, Reasoning, config_err, is_reasoning_model_name,
+};
 use crate::platform::config::ConfigError;
 use crate::platform::retry::{self, GiveUp, RetryPolicy};
 use azure_core::credentials::TokenCredential;
 use serde_json::Value;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -106,6 +110,13 @@ pub(super) struct ChatClient {
     request_timeout: Duration,
     /// The settings' retry numbers with the generation's budget as `total_budget`.
     retry: RetryPolicy,
+    /// Whether the deployment is treated as a reasoning model now. With
+    /// `QOTD_OPENAI_REASONING=auto` it starts from the deployment name and turns on for good
+    /// when a reply names a reasoning model or the service rejects a sampling parameter.
+    reasoning: AtomicBool,
+    learns: bool,
+    /// `QOTD_OPENAI_MAX_COMPLETION_TOKENS`.
+    token_cap: u32,
 }
 
 impl ChatClient {
@@ -137,7 +148,27 @@ impl ChatClient {
                 total_budget: settings.max_total,
                 ..settings.retry
             },
+            reasoning: AtomicBool::new(settings.reasoning_model()),
+            learns: settings.reasoning == Reasoning::Auto,
+            token_cap: settings.max_completion_tokens,
         })
+    }
+
+    /// Whether calls are currently shaped for a reasoning model.
+    pub(super) fn reasoning(&self) -> bool {
+        self.reasoning.load(Ordering::Relaxed)
+    }
+
+    /// Switches to the reasoning shape (auto mode only); true if it was not on before.
+    fn learn_reasoning(&self, why: &str) -> bool {
+        if !self.learns || self.reasoning.swap(true, Ordering::Relaxed) {
+            return false;
+        }
+        tracing::info!(
+            why,
+            "treating the Azure OpenAI deployment as a reasoning model (QOTD_OPENAI_REASONING=auto)"
+        );
+        true
     }
 
     /// The chat completions URL.
@@ -203,19 +234,25 @@ impl ChatClient {
         // When the budget, not the per-request limit, set the timeout, a timeout means the
         // budget is spent.
         let budget_bound = remaining < self.request_timeout;
-        let mut request = self.http.post(&self.url).timeout(timeout).json(body);
+        let body = request::for_model(body, self.reasoning(), self.token_cap);
+        let mut request = self.http.post(&self.url).timeout(timeout).json(&body);
         request = match &self.auth {
             Auth::Key(key, KeyHeader::ApiKey) => request.header("api-key", key.expose()),
             Auth::Key(key, KeyHeader::Bearer) => request.bearer_auth(key.expose()),
             Auth::Entra(cred) => {
                 match tokio::time::timeout(timeout, cred.get_token(&[TOKEN_SCOPE], None)).await {
                     Ok(Ok(token)) => request.bearer_auth(token.token.secret()),
-                    // Display, not Debug: azure_core's Debug prints a whole backtrace.
+                    // Display, not Debug: azure_core's Debug prints a whole backtrace. A failed
+                    // token request (the identity endpoint down, throttled or restarting) is
+                    // transient: retried like a 5xx, within the attempts and the budget.
                     Ok(Err(e)) => {
-                        return Attempt::Done(Err(CallError::Fatal(format!(
-                            "could not get an Entra token for {TOKEN_SCOPE}: {}",
-                            clip(&e.to_string(), 300)
-                        ))));
+                        return Attempt::Retry {
+                            reason: format!(
+                                "could not get an Entra token for {TOKEN_SCOPE}: {}",
+                                clip(&error_chain(&e), 300)
+                            ),
+                            wait: None,
+                        };
                     }
                     Err(_) if budget_bound || calls.remaining().is_none() => {
                         return Attempt::Done(Err(CallError::Deadline));
@@ -262,9 +299,18 @@ impl ChatClient {
             "Azure OpenAI call"
         );
         if status.is_success() {
-            return Attempt::Done(parse_completion(&text));
+            let reply = parse_completion(&text);
+            if let Ok(Reply { model: Some(m), .. }) = &reply
+                && is_reasoning_model_name(m)
+            {
+                self.learn_reasoning(&format!("the service reports model {m}"));
+            }
+            return Attempt::Done(reply);
         }
         let (code, message) = self.error_body(&text);
+        let param = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| v["error"]["param"].as_str().map(str::to_owned));
         let detail = match (&code, &message) {
             (Some(c), Some(m)) => format!(" ({c}: {m})"),
             (Some(c), None) => format!(" ({c})"),
@@ -284,6 +330,16 @@ impl ChatClient {
                 reason: format!("HTTP {s}{detail}"),
                 wait,
             },
+            // A reasoning model rejecting a sampling parameter: in auto mode, switch shape and
+            // send again at once.
+            400 if rejects_sampling(param.as_deref(), message.as_deref())
+                && self.learn_reasoning(&format!("HTTP 400{detail}")) =>
+            {
+                Attempt::Retry {
+                    reason: format!("HTTP 400{detail}: resending in the reasoning-model shape"),
+                    wait: Some(Duration::ZERO),
+                }
+            }
             400 if code.as_deref() == Some("content_filter") => {
                 Attempt::Done(Err(CallError::Content(format!(
                     "the prompt was blocked by the content filter (HTTP 400{detail})"
@@ -319,6 +375,13 @@ impl ChatClient {
             error["message"].as_str().map(|m| mask(clip(m, 200))),
         )
     }
+}
+
+/// Whether a 400 names one of the parameters reasoning models reject.
+fn rejects_sampling(param: Option<&str>, message: Option<&str>) -> bool {
+    let named =
+        |p: &str| param == Some(p) || message.is_some_and(|m| m.contains(&format!("'{p}'")));
+    SAMPLING_PARAMETERS.iter().any(|p| named(p)) || named("max_tokens")
 }
 
 /// Parses a 200 reply: the model's message must have finished normally and hold JSON.

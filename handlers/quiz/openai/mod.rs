@@ -32,8 +32,16 @@
 //! Transport: at most two requests in flight per generation; 429 honours `retry-after-ms`,
 //! `x-ms-retry-after-ms` or `retry-after` (capped at [`MAX_RETRY_AFTER`], and within the time
 //! budget); 408, 5xx, timeouts and connection errors back off with the platform's one policy
-//! ([`crate::platform::retry`], numbers in [`DEFAULT_RETRY`]); 401, 403, 404 and other 4xx stop
-//! using the service for this generation (they will not heal by retrying).
+//! ([`crate::platform::retry`], numbers in [`DEFAULT_RETRY`]), and so does a failed Entra token
+//! request; 401, 403, 404 and other 4xx stop using the service for this generation (they will
+//! not heal by retrying).
+//!
+//! Reasoning models (o-series, GPT-5 family; `QOTD_OPENAI_REASONING`): every call sends
+//! `max_completion_tokens`, never `max_tokens`; a reasoning model gets no sampling parameters
+//! (`temperature`, `top_p`, ...) and token budgets sized for its hidden reasoning
+//! (`QOTD_OPENAI_MAX_COMPLETION_TOKENS`). In `auto` mode the deployment name decides, and a
+//! reply naming a reasoning model or a 400 rejecting a sampling parameter switches the client
+//! to the reasoning shape for good (the rejected call is sent again at once).
 //!
 //! Layout: `settings` (the `QOTD_OPENAI_*` variables), `plan` (the day's slots), `request`
 //! (prompts, schemas, bodies), `client` (HTTP, auth, retries, reply classification),

@@ -12,9 +12,67 @@ pub const DRAFT_SCHEMA: &str = "daily_quiz";
 pub const REGENERATE_SCHEMA: &str = "quiz_question";
 pub const VERIFY_SCHEMA: &str = "blind_answer";
 
+/// Output budgets of a non-reasoning model, per kind of call (`max_completion_tokens`).
 const DRAFT_MAX_TOKENS: u32 = 2500;
 const REGENERATE_MAX_TOKENS: u32 = 800;
 const VERIFY_MAX_TOKENS: u32 = 400;
+
+/// Sampling temperatures of a non-reasoning model: some variety for the writer, none for the
+/// checker. Reasoning models reject the parameter, so [`for_model`] removes it for them.
+const WRITER_TEMPERATURE: f64 = 0.7;
+const CHECKER_TEMPERATURE: f64 = 0.0;
+
+/// Parameters reasoning models (o-series, GPT-5 family) reject with HTTP 400.
+pub(super) const SAMPLING_PARAMETERS: &[&str] = &[
+    "temperature",
+    "top_p",
+    "presence_penalty",
+    "frequency_penalty",
+    "logprobs",
+    "top_logprobs",
+    "logit_bias",
+];
+
+/// The `max_completion_tokens` of one kind of call (`schema`): the fixed output budget for a
+/// non-reasoning model (never above `cap`); for a reasoning model a share of `cap`
+/// (`QOTD_OPENAI_MAX_COMPLETION_TOKENS`), since hidden reasoning tokens count against it: the
+/// draft gets all of it, a regeneration half, a blind check a quarter.
+pub(super) fn completion_budget(schema: &str, reasoning: bool, cap: u32) -> u32 {
+    let (plain, share) = match schema {
+        DRAFT_SCHEMA => (DRAFT_MAX_TOKENS, 1),
+        REGENERATE_SCHEMA => (REGENERATE_MAX_TOKENS, 2),
+        _ => (VERIFY_MAX_TOKENS, 4),
+    };
+    if reasoning {
+        (cap / share).max(plain)
+    } else {
+        plain.min(cap)
+    }
+}
+
+/// The body as sent to this model: `max_completion_tokens` sized for it (`max_tokens` is never
+/// sent: reasoning models reject it and every current model accepts the new name) and, for a
+/// reasoning model, without the sampling parameters it rejects.
+pub(super) fn for_model(body: &Value, reasoning: bool, cap: u32) -> Value {
+    let mut body = body.clone();
+    let schema = body["response_format"]["json_schema"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    if let Some(map) = body.as_object_mut() {
+        map.remove("max_tokens");
+        if reasoning {
+            for p in SAMPLING_PARAMETERS {
+                map.remove(*p);
+            }
+        }
+        map.insert(
+            "max_completion_tokens".into(),
+            Value::from(completion_budget(&schema, reasoning, cap)),
+        );
+    }
+    body
+}
 
 const WRITER_PROMPT: &str = "You write the questions of Quiz of the Day, a five-question \
 general-knowledge quiz that adults play once a day. Every question must follow these rules.\n\
@@ -129,6 +187,7 @@ fn chat_body(
     schema_name: &str,
     schema: Value,
     max_tokens: u32,
+    temperature: f64,
 ) -> Value {
     let mut body = json!({
         "messages": [
@@ -139,7 +198,8 @@ fn chat_body(
             "type": "json_schema",
             "json_schema": { "name": schema_name, "strict": true, "schema": schema }
         },
-        "max_tokens": max_tokens
+        "max_completion_tokens": max_tokens,
+        "temperature": temperature
     });
     if settings.api_style == ApiStyle::V1 {
         body["model"] = Value::String(settings.deployment.clone());
@@ -166,6 +226,7 @@ pub(super) fn draft_body(
         DRAFT_SCHEMA,
         draft_schema(plan),
         DRAFT_MAX_TOKENS,
+        WRITER_TEMPERATURE,
     )
 }
 
@@ -198,6 +259,7 @@ pub(super) fn regenerate_body(
         REGENERATE_SCHEMA,
         regenerate_schema(slot),
         REGENERATE_MAX_TOKENS,
+        WRITER_TEMPERATURE,
     )
 }
 
@@ -212,6 +274,7 @@ pub(super) fn verify_body(settings: &OpenAiSettings, text: &str, presented: &[St
         VERIFY_SCHEMA,
         verify_schema(presented),
         VERIFY_MAX_TOKENS,
+        CHECKER_TEMPERATURE,
     )
 }
 
@@ -266,6 +329,26 @@ mod tests {
             "d".into(),
         ]));
     }
+    #[test]
+    fn reasoning_models_get_completion_budgets_and_no_sampling_parameters() {
+        let body = json!({
+            "response_format": { "json_schema": { "name": DRAFT_SCHEMA } },
+            "max_tokens": 10, "max_completion_tokens": 2500, "temperature": 0.7, "top_p": 1
+        });
+        let plain = for_model(&body, false, 16_000);
+        assert_eq!(plain["max_completion_tokens"], 2500);
+        assert_eq!(plain["temperature"], 0.7);
+        assert!(plain.get("max_tokens").is_none());
+        let reasoning = for_model(&body, true, 16_000);
+        assert_eq!(reasoning["max_completion_tokens"], 16_000);
+        for p in ["temperature", "top_p", "max_tokens"] {
+            assert!(reasoning.get(p).is_none(), "{p}");
+        }
+        assert_eq!(completion_budget(VERIFY_SCHEMA, true, 16_000), 4_000);
+        assert_eq!(completion_budget(REGENERATE_SCHEMA, true, 16_000), 8_000);
+        assert_eq!(completion_budget(DRAFT_SCHEMA, false, 1_000), 1_000);
+    }
+
     #[test]
     fn the_checker_sees_rotated_choices() {
         let q = Question {

@@ -1,4 +1,5 @@
-//! The `QOTD_OPENAI_*` settings: endpoint, deployment, API style and version, key or Entra,
+//! The `QOTD_OPENAI_*` settings: endpoint, deployment, API style and version (the v1 API unless
+//! a dated `QOTD_OPENAI_API_VERSION` is set), key or Entra, reasoning model or not, token and
 //! time limits, and the retry numbers of a call. Errors name the variable and never repeat the
 //! key or credentials in the URL.
 
@@ -7,8 +8,9 @@ use crate::platform::config::ConfigError;
 use crate::platform::retry::RetryPolicy;
 use std::time::Duration;
 
-/// The dated GA inference version used when `QOTD_OPENAI_API_VERSION` is unset; it supports
-/// strict `json_schema` structured outputs.
+/// The dated GA inference version used with `QOTD_OPENAI_API_STYLE=deployments` when
+/// `QOTD_OPENAI_API_VERSION` is unset; it supports strict `json_schema` structured outputs.
+/// (Without either setting the v1 API is used, which takes no api-version.)
 pub const DEFAULT_API_VERSION: &str = "2024-10-21";
 
 pub(super) const ENDPOINT: &str = "QOTD_OPENAI_ENDPOINT";
@@ -19,6 +21,12 @@ pub(super) const API_KEY: &str = "QOTD_OPENAI_API_KEY";
 const API_KEY_HEADER: &str = "QOTD_OPENAI_API_KEY_HEADER";
 const TIMEOUT_SECONDS: &str = "QOTD_OPENAI_TIMEOUT_SECONDS";
 const MAX_SECONDS: &str = "QOTD_OPENAI_MAX_SECONDS";
+const REASONING: &str = "QOTD_OPENAI_REASONING";
+const MAX_COMPLETION_TOKENS: &str = "QOTD_OPENAI_MAX_COMPLETION_TOKENS";
+
+/// Default of `QOTD_OPENAI_MAX_COMPLETION_TOKENS`: the largest call (the draft) of a reasoning
+/// model spends most of its budget on hidden reasoning tokens before it writes the JSON.
+pub const DEFAULT_MAX_COMPLETION_TOKENS: u32 = 16_000;
 
 /// An API key: the platform-wide [`Secret`](crate::platform::secret::Secret), whose `Debug`
 /// prints `[redacted]` and which has no `Display`.
@@ -33,6 +41,30 @@ pub enum ApiStyle {
     /// endpoint has a path, e.g. `https://host/v1` of an OpenAI-compatible server), with the
     /// deployment or model name as `model` in the body.
     V1,
+}
+
+/// `QOTD_OPENAI_REASONING`: whether the deployment is a reasoning model (o-series, GPT-5
+/// family), which rejects sampling parameters (`temperature`, `top_p`) and spends completion
+/// tokens on reasoning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reasoning {
+    /// From the deployment name ([`is_reasoning_model_name`]), and from what the service says:
+    /// the model name in a reply, or a 400 rejecting a sampling parameter, switch it on.
+    Auto,
+    On,
+    Off,
+}
+
+/// Whether a deployment or model name belongs to a reasoning family: `o1`, `o3`, `o4-mini`, …
+/// (an `o` followed by a digit) or `gpt-5*` (except the non-reasoning `gpt-5*-chat`).
+pub fn is_reasoning_model_name(name: &str) -> bool {
+    let name = name.rsplit('/').next().unwrap_or(name).to_ascii_lowercase();
+    let o_series = name
+        .strip_prefix('o')
+        .and_then(|rest| rest.chars().next())
+        .is_some_and(|c| c.is_ascii_digit());
+    let gpt5 = (name.starts_with("gpt-5") || name.starts_with("gpt5")) && !name.contains("chat");
+    o_series || gpt5
 }
 
 /// How an API key is sent.
@@ -75,6 +107,11 @@ pub struct OpenAiSettings {
     pub request_timeout: Duration,
     /// Limit for a whole generation, retries and verification included.
     pub max_total: Duration,
+    /// Whether the deployment is a reasoning model (see [`Reasoning`]).
+    pub reasoning: Reasoning,
+    /// Upper bound of `max_completion_tokens` (reasoning tokens included) of the largest call;
+    /// smaller calls get a fraction of it.
+    pub max_completion_tokens: u32,
     /// Backoff between the attempts of one call. Not read from the environment; tests shorten
     /// the delays. Its `total_budget` is replaced by `max_total` when the client is built: a
     /// generation has one budget, shared by all its calls.
@@ -102,8 +139,12 @@ impl OpenAiSettings {
             return Ok(None);
         };
         let endpoint = parse_endpoint(&raw_endpoint)?;
+        // The v1 API unless a dated api-version asks for the deployments URL shape.
+        let dated = var(API_VERSION).is_some();
         let api_style = match var(API_STYLE).map(|v| v.to_ascii_lowercase()).as_deref() {
-            None | Some("deployments") => ApiStyle::Deployments,
+            None if dated => ApiStyle::Deployments,
+            None => ApiStyle::V1,
+            Some("deployments") => ApiStyle::Deployments,
             Some("v1") => ApiStyle::V1,
             Some(other) => {
                 return Err(config_err(
@@ -166,6 +207,36 @@ impl OpenAiSettings {
         };
         let request_timeout = seconds(&var, TIMEOUT_SECONDS, DEFAULT_TIMEOUT_SECONDS, 600)?;
         let max_total = seconds(&var, MAX_SECONDS, DEFAULT_MAX_SECONDS, 3600)?;
+        let reasoning = match var(REASONING).map(|v| v.to_ascii_lowercase()).as_deref() {
+            None | Some("auto") => Reasoning::Auto,
+            Some("true") | Some("1") | Some("yes") => Reasoning::On,
+            Some("false") | Some("0") | Some("no") => Reasoning::Off,
+            Some(other) => {
+                return Err(config_err(
+                    REASONING,
+                    format!(
+                        "'{}' is not a reasoning mode (expected auto, true or false)",
+                        clip(other, 40)
+                    ),
+                ));
+            }
+        };
+        let max_completion_tokens = match var(MAX_COMPLETION_TOKENS) {
+            None => DEFAULT_MAX_COMPLETION_TOKENS,
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (256..=128_000).contains(n))
+                .ok_or_else(|| {
+                    config_err(
+                        MAX_COMPLETION_TOKENS,
+                        format!(
+                            "'{}' is not a whole number of tokens from 256 to 128000",
+                            clip(&v, 40)
+                        ),
+                    )
+                })?,
+        };
         Ok(Some(Self {
             endpoint,
             deployment,
@@ -175,6 +246,8 @@ impl OpenAiSettings {
             key_header,
             request_timeout,
             max_total,
+            reasoning,
+            max_completion_tokens,
             retry: DEFAULT_RETRY,
         }))
     }
@@ -182,6 +255,16 @@ impl OpenAiSettings {
     /// Reads the process environment.
     pub fn from_env() -> Result<Option<Self>, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Whether the deployment is known to be a reasoning model before any call: `On`, or `Auto`
+    /// with a reasoning deployment name.
+    pub fn reasoning_model(&self) -> bool {
+        match self.reasoning {
+            Reasoning::On => true,
+            Reasoning::Off => false,
+            Reasoning::Auto => is_reasoning_model_name(&self.deployment),
+        }
     }
 
     /// Whether calls need an Entra credential (no API key is configured).
@@ -332,17 +415,73 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(s.endpoint, "https://res.openai.azure.com");
-        assert_eq!(s.api_style, ApiStyle::Deployments);
+        assert_eq!(s.api_style, ApiStyle::V1);
         assert_eq!(s.api_version, DEFAULT_API_VERSION);
         assert_eq!(s.api_key, None);
         assert!(s.uses_entra());
         assert_eq!(s.key_header, KeyHeader::ApiKey);
         assert_eq!(s.request_timeout, Duration::from_secs(30));
         assert_eq!(s.max_total, Duration::from_secs(120));
+        assert_eq!(s.reasoning, Reasoning::Auto);
+        assert!(!s.reasoning_model());
+        assert_eq!(s.max_completion_tokens, DEFAULT_MAX_COMPLETION_TOKENS);
+        assert_eq!(
+            s.chat_url().unwrap(),
+            "https://res.openai.azure.com/openai/v1/chat/completions"
+        );
+        // A dated api-version selects the deployments URL shape.
+        let s = OpenAiSettings::from_lookup(lookup(&[
+            BASE,
+            (DEPLOYMENT, "gpt-4o"),
+            (API_VERSION, DEFAULT_API_VERSION),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(s.api_style, ApiStyle::Deployments);
         assert_eq!(
             s.chat_url().unwrap(),
             "https://res.openai.azure.com/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
         );
+    }
+
+    #[test]
+    fn reasoning_models_are_recognised_by_name_or_setting() {
+        for name in [
+            "o1",
+            "o3-mini",
+            "o4-mini",
+            "gpt-5",
+            "gpt-5-mini",
+            "gpt-5.4-mini",
+            "GPT-5-nano",
+            "azure/o3",
+        ] {
+            assert!(is_reasoning_model_name(name), "{name}");
+        }
+        for name in [
+            "gpt-4o",
+            "gpt-4o-mini",
+            "gpt-4.1",
+            "gpt-5-chat",
+            "omni",
+            "quiz-generator",
+        ] {
+            assert!(!is_reasoning_model_name(name), "{name}");
+        }
+        let with = |mode: &str, deployment: &str| {
+            OpenAiSettings::from_lookup(lookup(&[
+                BASE,
+                (DEPLOYMENT, deployment),
+                (REASONING, mode),
+            ]))
+            .unwrap()
+            .unwrap()
+            .reasoning_model()
+        };
+        assert!(with("auto", "gpt-5-mini"));
+        assert!(!with("false", "gpt-5-mini"));
+        assert!(with("true", "quiz-generator"));
+        assert!(!with("auto", "quiz-generator"));
     }
 
     #[test]
@@ -391,7 +530,10 @@ mod tests {
                 ENDPOINT,
             ),
             (&[BASE], DEPLOYMENT),
-            (&[BASE, (DEPLOYMENT, "a/b")], DEPLOYMENT),
+            (
+                &[BASE, (DEPLOYMENT, "a/b"), (API_STYLE, "deployments")],
+                DEPLOYMENT,
+            ),
             (&[BASE, (DEPLOYMENT, "d"), (API_STYLE, "legacy")], API_STYLE),
             (
                 &[BASE, (DEPLOYMENT, "d"), (API_VERSION, "2024-13-01")],
@@ -428,6 +570,11 @@ mod tests {
             (
                 &[BASE, (DEPLOYMENT, "d"), (MAX_SECONDS, "soon")],
                 MAX_SECONDS,
+            ),
+            (&[BASE, (DEPLOYMENT, "d"), (REASONING, "maybe")], REASONING),
+            (
+                &[BASE, (DEPLOYMENT, "d"), (MAX_COMPLETION_TOKENS, "50")],
+                MAX_COMPLETION_TOKENS,
             ),
         ];
         for (vars, variable) in cases {

@@ -49,10 +49,11 @@ pub enum Authentication {
     /// `Active Directory Workload Identity`: federated credentials from `AZURE_TENANT_ID`,
     /// `AZURE_FEDERATED_TOKEN_FILE` and the client id (`User Id`, else `AZURE_CLIENT_ID`).
     WorkloadIdentity { client_id: Option<String> },
-    /// `Active Directory Default`: on a laptop, the Azure CLI / Azure Developer CLI sign-in
-    /// (azure_identity 1.0 has no chained "default" credential, so qotd maps this value to
-    /// its developer tools credential; in Azure use Managed or Workload Identity explicitly).
-    DeveloperTools,
+    /// `Active Directory Default` (what Azure tooling writes): workload identity when its
+    /// environment is present, then managed identity (the user-assigned one whose client id is
+    /// `User Id`, else `AZURE_CLIENT_ID`), then the Azure CLI / Azure Developer CLI sign-in; see
+    /// [`crate::platform::identity::CredentialKind::Default`].
+    Default { client_id: Option<String> },
 }
 
 impl Authentication {
@@ -62,7 +63,7 @@ impl Authentication {
             Self::SqlPassword { .. } => "Sql Password",
             Self::ManagedIdentity { .. } => "Active Directory Managed Identity",
             Self::WorkloadIdentity { .. } => "Active Directory Workload Identity",
-            Self::DeveloperTools => "Active Directory Default",
+            Self::Default { .. } => "Active Directory Default",
         }
     }
 
@@ -568,14 +569,7 @@ impl ConnectionString {
                 match mode {
                     Mode::ManagedIdentity => Authentication::ManagedIdentity { client_id: user },
                     Mode::WorkloadIdentity => Authentication::WorkloadIdentity { client_id: user },
-                    _ => {
-                        if user.is_some() {
-                            return fail(
-                                "User Id is not used with Authentication=Active Directory Default (qotd signs in as the az / azd user); remove it, or use Active Directory Managed Identity with User Id=<client id>",
-                            );
-                        }
-                        Authentication::DeveloperTools
-                    }
+                    _ => Authentication::Default { client_id: user },
                 }
             }
         };
@@ -717,7 +711,16 @@ mod tests {
             }
         );
         let cs = ok(&format!("{AZ};authentication=active directory default"));
-        assert_eq!(cs.auth, Authentication::DeveloperTools);
+        assert_eq!(cs.auth, Authentication::Default { client_id: None });
+        let cs = ok(&format!(
+            "{AZ};Authentication=Active Directory Default;User Id=cid"
+        ));
+        assert_eq!(
+            cs.auth,
+            Authentication::Default {
+                client_id: Some("cid".into())
+            }
+        );
 
         let cs = ok("Server=localhost,14330;Database=qotd;User Id=sa;Password=Pa55;w0rd;TrustServerCertificate=true".replace("Pa55;w0rd", "\"Pa55;w0rd\"").as_str());
         assert_eq!(cs.port, 14330);
@@ -743,7 +746,7 @@ mod tests {
             "Server=tcp:x.database.windows.net,1433;Initial Catalog=qotd;Persist Security Info=False;MultipleActiveResultSets=False;Encrypt=True;TrustServerCertificate=False;Connection Timeout=30;Authentication=\"Active Directory Default\";",
         );
         assert_eq!(cs.connect_timeout, Some(Duration::from_secs(30)));
-        assert_eq!(cs.auth, Authentication::DeveloperTools);
+        assert_eq!(cs.auth, Authentication::Default { client_id: None });
         // Encrypt defaults to true; Encrypt=false is login-only encryption.
         let cs = ok("Server=h;Database=d;User Id=u;Password=p");
         assert_eq!(cs.encrypt, Encrypt::Required);
@@ -797,10 +800,6 @@ mod tests {
             (
                 "Server=h;Database=d;Authentication=Active Directory Managed Identity;Password=p",
                 "Password is not used",
-            ),
-            (
-                "Server=h;Database=d;Authentication=Active Directory Default;User Id=x",
-                "User Id is not used",
             ),
             ("Server=h;Database=d;User Id=u", "Password is required"),
             ("Server=h;Database=d;Password=p", "User Id is required"),

@@ -193,7 +193,7 @@ impl Mssql {
 
     /// A connection outside the pool (migrations): a connect error comes back directly
     /// instead of as a pool timeout.
-    pub(crate) async fn dedicated(&self) -> Result<Conn, pool::ConnectError> {
+    pub async fn dedicated(&self) -> Result<Conn, pool::ConnectError> {
         self.pool.dedicated_connection().await
     }
 

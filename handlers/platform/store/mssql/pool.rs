@@ -8,12 +8,13 @@
 //!
 //! - `connect` asks the credential for a token *for each new connection*
 //!   ([`Manager::login_token`]; azure_identity caches it and renews it five minutes before it
-//!   expires, so this is cheap), puts it in a copy of the base config, and then lets the stock
-//!   bb8-tiberius manager do the rest, which is where it fits: TCP connect, `set_nodelay`, the
-//!   TDS/TLS login, and one Azure SQL routing redirect (`Error::Routing`: clients inside Azure
-//!   are sent from the gateway on 1433 to the database node on 11000-11999). The whole connect
-//!   is bounded by the connect timeout, because tiberius 0.12 has none. Each new session then
-//!   runs [`sql::SESSION_SETUP`] (`XACT_ABORT` and the ANSI options filtered indexes need).
+//!   expires, so this is cheap), puts it in a copy of the base config, and connects
+//!   ([`connect_tds`]): TCP connect, `set_nodelay`, the TDS/TLS login, and one Azure SQL routing
+//!   redirect (`Error::Routing`: clients inside Azure are sent from the gateway on 1433 to the
+//!   database node on 11000-11999). The whole connect is bounded by the connect timeout (and
+//!   tiberius 0.13's handshake timeout is set to the same). tiberius' own per-round-trip
+//!   command timeout is off: each statement has qotd's timeout. Each new session then runs
+//!   [`sql::SESSION_SETUP`] (`XACT_ABORT` and the ANSI options filtered indexes need).
 //! - `is_valid` runs `SELECT 1` when a connection is checked out.
 //! - `has_broken` reads a flag on [`Conn`]: set while a statement is in flight (so a future
 //!   dropped mid-statement, or a statement that hit its timeout, never hands a half-read TDS
@@ -37,14 +38,40 @@ use tiberius::{Row, ToSql};
 /// The Entra scope of Azure SQL Database.
 pub const SQL_SCOPE: &str = "https://database.windows.net/.default";
 
-/// The driver connection type (tiberius over tokio via bb8-tiberius' alias).
-pub type Client = bb8_tiberius::rt::Client;
+/// The driver connection type: tiberius over a tokio TCP stream.
+pub type Client = tiberius::Client<tokio_util::compat::Compat<tokio::net::TcpStream>>;
+
+/// TCP connect, `set_nodelay`, the TDS/TLS login, and one Azure SQL routing redirect
+/// (`Error::Routing`: clients inside Azure are sent from the gateway on 1433 to the database
+/// node on 11000-11999), as bb8-tiberius' connect did before qotd moved to tiberius 0.13.
+async fn connect_tds(mut cfg: tiberius::Config) -> Result<Client, tiberius::error::Error> {
+    use tokio_util::compat::TokioAsyncWriteCompatExt;
+    let mut redirected = false;
+    loop {
+        let tcp = tokio::net::TcpStream::connect(cfg.get_addr()).await?;
+        tcp.set_nodelay(true)?;
+        match tiberius::Client::connect(cfg.clone(), tcp.compat_write()).await {
+            Err(tiberius::error::Error::Routing { host, port }) if !redirected => {
+                redirected = true;
+                cfg.host(&host);
+                cfg.port(port);
+            }
+            other => return other,
+        }
+    }
+}
 
 /// Why a new connection could not be opened. `Display` is what gets logged.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
     #[error("cannot get an Entra token for Azure SQL ({mode}): {message}")]
-    Token { mode: &'static str, message: String },
+    Token {
+        mode: &'static str,
+        message: String,
+        /// The token endpoint could not be reached or answered 429/5xx: trying again later
+        /// may work (see [`crate::platform::identity::is_transient`]).
+        transient: bool,
+    },
     #[error("cannot connect to {addr}: {message}")]
     Connect {
         addr: String,
@@ -63,9 +90,9 @@ impl ConnectError {
     /// Whether another attempt may succeed (used where a connect is retried outside bb8).
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Connect { transient, .. } => *transient,
+            Self::Connect { transient, .. } | Self::Token { transient, .. } => *transient,
             Self::Timeout { .. } => true,
-            Self::Token { .. } | Self::Setup { .. } => false,
+            Self::Setup { .. } => false,
         }
     }
 }
@@ -98,7 +125,12 @@ pub fn credential_for(auth: &Authentication) -> anyhow::Result<Option<Arc<dyn To
             return Ok(Some(cred));
         }
         Authentication::WorkloadIdentity { client_id: None } => CredentialKind::WorkloadIdentity,
-        Authentication::DeveloperTools => CredentialKind::DeveloperTools,
+        Authentication::Default { client_id } => CredentialKind::Default {
+            client_id: client_id
+                .clone()
+                .or_else(|| std::env::var("AZURE_CLIENT_ID").ok())
+                .filter(|v| !v.trim().is_empty()),
+        },
     };
     Ok(Some(kind.build()?))
 }
@@ -265,7 +297,12 @@ impl Manager {
         connect_timeout: Duration,
         statement_timeout: Duration,
     ) -> Self {
-        let base = cs.tiberius_config();
+        let mut base = cs.tiberius_config();
+        // tiberius 0.13 bounds the handshake (15 s) and every round trip (30 s) by default:
+        // the handshake gets our connect timeout, and statements keep qotd's own timeouts
+        // (migrations run longer than 30 s).
+        base.handshake_timeout(Some(connect_timeout));
+        base.command_timeout(None);
         Self {
             addr: base.get_addr(),
             base,
@@ -289,7 +326,8 @@ impl Manager {
             .await
             .map_err(|e| ConnectError::Token {
                 mode: self.mode,
-                message: e.to_string(),
+                transient: crate::platform::identity::is_transient(&e),
+                message: crate::platform::identity::describe(&e),
             })?;
         Ok(Some(token.token))
     }
@@ -305,21 +343,12 @@ impl Manager {
 
     async fn open(&self) -> Result<Conn, ConnectError> {
         let cfg = self.config_for_new_connection().await?;
-        // TCP + nodelay + login + routing redirect: bb8-tiberius' connect, on a manager made
-        // for this one connection so that it carries this connection's token.
-        let client = bb8_tiberius::ConnectionManager::new(cfg)
-            .connect()
-            .await
-            .map_err(|e| ConnectError::Connect {
-                addr: self.addr.clone(),
-                message: e.to_string(),
-                transient: match &e {
-                    bb8_tiberius::Error::Io(_) => true,
-                    bb8_tiberius::Error::Tiberius(t) => {
-                        DbError::from(t.clone()).failure == super::retry::Failure::Transient
-                    }
-                },
-            })?;
+        // TCP + nodelay + login + routing redirect, with this connection's token.
+        let client = connect_tds(cfg).await.map_err(|e| ConnectError::Connect {
+            addr: self.addr.clone(),
+            message: e.to_string(),
+            transient: DbError::from(e).failure == super::retry::Failure::Transient,
+        })?;
         let mut conn = Conn {
             client,
             dirty: false,

@@ -53,6 +53,15 @@ pub mod codes {
     /// Transaction was deadlocked and chosen as the victim: the server rolled it back, so the
     /// whole transaction may run again.
     pub const DEADLOCK_VICTIM: u32 = 1205;
+    /// The engine cannot obtain a LOCK resource at this time (lock memory exhausted).
+    pub const LOCK_RESOURCE: u32 = 1204;
+    /// Lock request time-out period exceeded.
+    pub const LOCK_TIMEOUT: u32 = 1222;
+    /// The service has encountered an error processing your request (connection-level
+    /// failure during reconfiguration).
+    pub const SERVICE_ERROR_CONNECTION: u32 = 40143;
+    /// The service has encountered an error processing your request (gateway).
+    pub const SERVICE_ERROR_GATEWAY: u32 = 40540;
 
     /// Violation of a PRIMARY KEY or UNIQUE constraint.
     pub const UNIQUE_CONSTRAINT_VIOLATION: u32 = 2627;
@@ -61,6 +70,14 @@ pub mod codes {
 }
 
 /// Error numbers retried by [`is_transient_number`].
+///
+/// Compared with Microsoft.Data.SqlClient's default transient list (`s_defaultTransientErrors`
+/// in `SqlConfigurableRetryFactory`,
+/// <https://github.com/dotnet/SqlClient/blob/main/src/Microsoft.Data.SqlClient/src/Microsoft/Data/SqlClient/Reliability/SqlConfigurableRetryFactory.cs>):
+/// every server error number of that list is here (1204, 1205, 1222, 4060, 4221, 10928, 10929,
+/// 40143, 40197, 40501, 40540, 40613, 49918, 49919, 49920). Its remaining entries (10053,
+/// 10054, 10060, 997, 233) are numbers SqlClient gives to client-side network failures; the
+/// tiberius driver reports those as I/O errors, which are transient here anyway.
 pub const TRANSIENT_ERROR_NUMBERS: &[u32] = &[
     codes::CANNOT_OPEN_DATABASE,
     codes::SERVICE_ERROR,
@@ -73,6 +90,10 @@ pub const TRANSIENT_ERROR_NUMBERS: &[u32] = &[
     codes::RESOURCE_GUARANTEE,
     codes::READ_SECONDARY_WAIT,
     codes::DEADLOCK_VICTIM,
+    codes::LOCK_RESOURCE,
+    codes::LOCK_TIMEOUT,
+    codes::SERVICE_ERROR_CONNECTION,
+    codes::SERVICE_ERROR_GATEWAY,
 ];
 
 pub fn is_transient_number(code: u32) -> bool {
@@ -205,7 +226,8 @@ mod tests {
     #[test]
     fn error_numbers() {
         for n in [
-            4060, 40197, 40501, 40613, 49918, 49919, 49920, 10928, 10929, 4221, 1205,
+            4060, 40197, 40501, 40613, 49918, 49919, 49920, 10928, 10929, 4221, 1205, 1204, 1222,
+            40143, 40540,
         ] {
             assert!(is_transient_number(n), "{n}");
         }
