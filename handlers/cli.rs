@@ -4,7 +4,7 @@
 
 use crate::app::App;
 use crate::kernel::QuizDay;
-use crate::platform::auth::dev_issuer::DevIssuer;
+use crate::platform::auth::dev_issuer::{self, DevIssuer};
 use crate::app::Settings;
 use crate::platform::clock::{Clock, SystemClock};
 use crate::platform::config;
@@ -53,9 +53,16 @@ enum Command {
         /// Display name claim.
         #[arg(long)]
         name: Option<String>,
-        /// Role to grant (repeatable), e.g. --role admin.
-        #[arg(long = "role", value_parser = ["admin"])]
+        /// Role to grant (repeatable), e.g. --role admin, or --role quiz.service with
+        /// --no-scope for an app-only (service) token.
+        #[arg(long = "role")]
         roles: Vec<String>,
+        /// Scope to put in `scp` (repeatable; default: quiz.play).
+        #[arg(long = "scope", conflicts_with = "no_scope")]
+        scopes: Vec<String>,
+        /// Mint a token without `scp` (app-only, as a client-credentials token looks).
+        #[arg(long)]
+        no_scope: bool,
         /// Lifetime in minutes (1 to 10080).
         #[arg(long, default_value_t = 720, value_parser = clap::value_parser!(u64).range(1..=10080))]
         ttl_minutes: u64,
@@ -122,18 +129,35 @@ async fn run(command: Command) -> anyhow::Result<()> {
             user,
             name,
             roles,
+            scopes,
+            no_scope,
             ttl_minutes,
             data_dir,
         } => {
             crate::kernel::UserId::parse(&user)
                 .map_err(|e| anyhow::anyhow!("--user '{user}': {e}"))?;
+            for (flag, v) in roles
+                .iter()
+                .map(|r| ("--role", r))
+                .chain(scopes.iter().map(|s| ("--scope", s)))
+            {
+                if v.is_empty() || !v.chars().all(|c| c.is_ascii_graphic()) {
+                    anyhow::bail!("{flag} '{v}': expected one name without spaces");
+                }
+            }
+            let scopes = match (no_scope, scopes.is_empty()) {
+                (true, _) => Vec::new(),
+                (false, true) => vec![dev_issuer::DEFAULT_SCOPE.to_owned()],
+                (false, false) => scopes,
+            };
             let issuer = DevIssuer::load_or_create(&data_dir)?;
             println!(
                 "{}",
-                issuer.mint(
+                issuer.mint_scoped(
                     &user,
                     name.as_deref(),
                     &roles,
+                    &scopes,
                     Duration::from_secs(ttl_minutes * 60)
                 )?
             );

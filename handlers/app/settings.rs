@@ -3,6 +3,7 @@
 //! `platform::config`); secret values are never printed.
 
 use crate::platform::auth::dev_issuer;
+use crate::platform::auth::oidc::check_issuer_url;
 use crate::platform::config::{AuthSettings, ConfigError, bool_var, err, string_var};
 use crate::platform::identity::CredentialKind;
 use crate::platform::servicebus::ServiceBusSettings;
@@ -48,15 +49,7 @@ impl Settings {
         let dev_issuer = bool_var(&get, "QOTD_DEV_ISSUER", false)?;
         let metadata_url = string_var(&get, "QOTD_AUTH_METADATA_URL");
         if let Some(url) = &metadata_url {
-            if !(url.starts_with("https://")
-                || url.starts_with("http://127.0.0.1")
-                || url.starts_with("http://localhost"))
-            {
-                return Err(err(
-                    "QOTD_AUTH_METADATA_URL",
-                    format!("'{url}' must be an https:// URL (plain http only on loopback)"),
-                ));
-            }
+            check_issuer_url(url).map_err(|p| err("QOTD_AUTH_METADATA_URL", p))?;
         } else if !dev_issuer {
             return Err(err(
                 "QOTD_AUTH_METADATA_URL",
@@ -100,6 +93,8 @@ impl Settings {
                     )
                 })?,
         };
+        let (required_scope, service_role, allowed_policies) =
+            AuthSettings::authorization_from(&get)?;
         let log_json = match string_var(&get, "QOTD_LOG_FORMAT").as_deref() {
             None | Some("text") => false,
             Some("json") => true,
@@ -120,6 +115,9 @@ impl Settings {
                 roles_claim: claim("QOTD_AUTH_ROLES_CLAIM", "roles")?,
                 dev_issuer,
                 min_jwks_refresh: Duration::from_secs(min_refresh_secs),
+                required_scope,
+                service_role,
+                allowed_policies,
             },
             log_json,
             dispatch_in_process: bool_var(&get, "QOTD_DISPATCH_IN_PROCESS", true)?,
@@ -178,6 +176,24 @@ mod tests {
                 "QOTD_AUTH_METADATA_URL",
             ),
             (
+                &[
+                    ("QOTD_DEV_ISSUER", "true"),
+                    ("QOTD_AUTH_METADATA_URL", "http://localhost.evil.example/x"),
+                ],
+                "QOTD_AUTH_METADATA_URL",
+            ),
+            (
+                &[
+                    ("QOTD_DEV_ISSUER", "true"),
+                    ("QOTD_AUTH_METADATA_URL", "http://127.0.0.1@evil.example/x"),
+                ],
+                "QOTD_AUTH_METADATA_URL",
+            ),
+            (
+                &[("QOTD_DEV_ISSUER", "true"), ("QOTD_AUTH_REQUIRED_SCOPE", "a b")],
+                "QOTD_AUTH_REQUIRED_SCOPE",
+            ),
+            (
                 &[("QOTD_DEV_ISSUER", "true"), ("QOTD_LOG_FORMAT", "xml")],
                 "QOTD_LOG_FORMAT",
             ),
@@ -211,5 +227,15 @@ mod tests {
             (s.auth.subject_claim.as_str(), s.auth.roles_claim.as_str()),
             ("sub", "roles")
         );
+        assert_eq!(s.auth.required_scope, "quiz.play");
+        assert_eq!(s.auth.service_role, "quiz.service");
+        for ok in [
+            "https://login.example/x",
+            "http://localhost:7071/x",
+            "http://127.0.0.5/x",
+            "http://[::1]:80/x",
+        ] {
+            check_issuer_url(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
     }
 }
