@@ -281,7 +281,7 @@ async fn serve() -> anyhow::Result<()> {
     let port = config::handler_port(|k| std::env::var(k).ok())?;
     let settings = Settings::from_env()?;
     telemetry::init(settings.log_json);
-    let listener = TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| {
+    let listener = server::bind(SocketAddr::from(([127, 0, 0, 1], port))).map_err(|e| {
         anyhow::anyhow!("cannot listen on 127.0.0.1:{port} (FUNCTIONS_CUSTOMHANDLER_PORT): {e}")
     })?;
     let app = App::build(settings).await?;
@@ -310,20 +310,25 @@ async fn run_handler(
         tokio::spawn(async move { app.catch_up().await });
     }
     let mut stop = shutdown.clone();
-    server::serve(listener, app, async move {
-        let _ = stop.changed().await;
-    })
+    let limits = app.settings.http.clone();
+    server::serve_with(
+        listener,
+        app,
+        async move {
+            let _ = stop.changed().await;
+        },
+        limits,
+    )
     .await;
 }
 
 async fn local(addr: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
     let settings = local_settings(&data_dir)?;
     telemetry::init(settings.log_json);
-    let host_listener = TcpListener::bind(addr)
-        .await
+    let host_listener = server::bind(addr)
         .map_err(|e| anyhow::anyhow!("cannot listen on --addr {addr}: {e}"))?;
     let host_addr = host_listener.local_addr()?;
-    let handler_listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+    let handler_listener = server::bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
     let handler_url = format!("http://{}", handler_listener.local_addr()?);
     let app = App::build(settings).await?;
     app.set_self_url(handler_url.clone());
@@ -348,11 +353,17 @@ async fn local(addr: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
     println!(
         "then:         curl -H \"Authorization: Bearer $TOKEN\" http://{host_addr}/api/quizzes/today"
     );
+    let limits = app.settings.http.clone();
     let handler = tokio::spawn(run_handler(app, handler_listener, shutdown.clone()));
     let mut stop = shutdown.clone();
-    server::serve(host_listener, host, async move {
-        let _ = stop.changed().await;
-    })
+    server::serve_with(
+        host_listener,
+        host,
+        async move {
+            let _ = stop.changed().await;
+        },
+        limits,
+    )
     .await;
     let _ = handler.await;
     Ok(())

@@ -167,6 +167,22 @@ impl App {
 
 #[async_trait]
 impl Handler for App {
+    /// Function routes take API bodies (64 KiB); `POST /{FunctionName}` invocations, sent by
+    /// the host on loopback, up to the server's 4 MiB.
+    fn body_limit(&self, method: &Method, path: &str) -> usize {
+        match self.functions.route(method, path) {
+            RouteMatch::NotFound if *method == Method::POST => {
+                let name = path.trim_start_matches('/');
+                if self.functions.get(name).is_some() {
+                    crate::platform::http::server::MAX_BODY
+                } else {
+                    MAX_API_BODY
+                }
+            }
+            _ => MAX_API_BODY,
+        }
+    }
+
     async fn handle(&self, mut req: ApiRequest) -> ApiResponse {
         if req.path == "/" {
             return json_response(StatusCode::OK, &serde_json::json!({}));

@@ -5,6 +5,7 @@
 use crate::platform::auth::dev_issuer;
 use crate::platform::auth::oidc::check_issuer_url;
 use crate::platform::config::{AuthSettings, ConfigError, bool_var, err, string_var};
+use crate::platform::http::server::ServerLimits;
 use crate::platform::identity::CredentialKind;
 use crate::platform::servicebus::ServiceBusSettings;
 use crate::platform::store::DatabaseUrl;
@@ -35,6 +36,10 @@ pub struct Settings {
     pub sql: SqlSettings,
     /// The Entra credential the Azure adapters share.
     pub credential: CredentialKind,
+    /// Timeouts and caps of the HTTP listeners (`QOTD_HTTP_*`).
+    pub http: ServerLimits,
+    /// `QOTD_METRICS_INTERVAL_SECONDS`: how often the operations metrics are logged (0 = never).
+    pub metrics_interval: Duration,
 }
 
 impl Settings {
@@ -127,6 +132,16 @@ impl Settings {
             openai: OpenAiSettings::from_lookup(&get)?,
             sql: SqlSettings::from_lookup(&get)?,
             credential: CredentialKind::from_lookup(&get)?,
+            http: ServerLimits::from_lookup(&get)?,
+            metrics_interval: Duration::from_secs(match string_var(&get, "QOTD_METRICS_INTERVAL_SECONDS") {
+                None => 60,
+                Some(v) => v.parse::<u64>().ok().filter(|s| *s <= 86_400).ok_or_else(|| {
+                    err(
+                        "QOTD_METRICS_INTERVAL_SECONDS",
+                        format!("'{v}' is not a whole number of seconds from 0 to 86400"),
+                    )
+                })?,
+            }),
         })
     }
 

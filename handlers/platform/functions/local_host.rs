@@ -3,8 +3,12 @@
 //!
 //! - HTTP functions: requests on `--addr` whose path matches a function route are forwarded to
 //!   the handler at the same path with the `X-Azure-Functions-*` headers added, as
-//!   `enableForwardingHttpRequest` does; the response goes back unchanged. `/dev/oidc/*` is
-//!   forwarded too: the dev issuer stands in for an external identity provider.
+//!   `enableForwardingHttpRequest` does; the response goes back unchanged. Exactly the two dev
+//!   issuer documents (`GET /dev/oidc/.well-known/openid-configuration` and `/dev/oidc/keys`)
+//!   are forwarded too: the dev issuer stands in for an external identity provider. Nothing
+//!   else reaches the handler: paths with `.`/`..` segments (raw or `%2e`) are refused, and the
+//!   forwarded URL must keep exactly the path that was routed, so the handler's internal
+//!   `POST /{FunctionName}` is never reachable through this port.
 //! - Timer functions: fired on their NCRONTAB schedule (UTC) with a real `TimerInfo` payload.
 //! - Service Bus functions: fed by `LocalBus`, the Service Bus stand-in.
 
@@ -12,7 +16,7 @@ use super::local_bus::HOST_VERSION;
 use super::manifest::{FunctionApp, RouteMatch, Trigger};
 use crate::platform::auth::dev_issuer;
 use crate::platform::clock::Clock;
-use crate::platform::http::server::Handler;
+use crate::platform::http::server::{Handler, has_dot_segment};
 use crate::platform::http::{ApiRequest, ApiResponse, Problem, json_response};
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -161,6 +165,15 @@ impl LocalHost {
             url.push('?');
             url.push_str(&req.query);
         }
+        // The URL parser normalises dot segments (`%2e%2e` included): forward only when the
+        // path it will send is byte for byte the one that was routed.
+        let parsed = reqwest::Url::parse(&url)
+            .map_err(|_| Problem::bad_request("request path cannot be forwarded"))?;
+        if parsed.path() != req.path {
+            return Err(Problem::bad_request(
+                "request path is not in normal form (dot segments or similar); refused",
+            ));
+        }
         let mut headers = req.headers.clone();
         headers.remove(http::header::HOST);
         headers.insert(
@@ -176,7 +189,7 @@ impl LocalHost {
         );
         let res = self
             .http
-            .request(req.method.clone(), &url)
+            .request(req.method.clone(), parsed)
             .headers(headers)
             .body(req.body.clone())
             .send()
@@ -218,7 +231,16 @@ impl Handler for LocalHost {
                 &json!({ "host": "qotd local", "functions": names }),
             );
         }
-        let routed = req.path.starts_with(dev_issuer::BASE_PATH)
+        if has_dot_segment(&req.path) {
+            return Problem::bad_request("request path must not contain '.' or '..' segments")
+                .into_response();
+        }
+        let dev_document = req.method == http::Method::GET
+            && req
+                .path
+                .strip_prefix(dev_issuer::BASE_PATH)
+                .is_some_and(|rest| rest == "/.well-known/openid-configuration" || rest == "/keys");
+        let routed = dev_document
             || match self.functions.route(&req.method, &req.path) {
                 RouteMatch::Found { .. } => true,
                 RouteMatch::MethodNotAllowed { allowed } => {
