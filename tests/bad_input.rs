@@ -741,3 +741,52 @@ async fn black_box_probe_findings_are_fixed() {
     assert_eq!(app.get("/api/health", &token).await.0, 200);
     assert_eq!(app.db_count("SELECT COUNT(*) FROM platform_poison"), 0, "no invocation got through");
 }
+
+#[tokio::test]
+async fn slow_and_idle_clients_are_cut_off_and_connections_are_capped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_local_with(&[
+        ("QOTD_HTTP_HEADER_TIMEOUT_SECONDS", "1"),
+        ("QOTD_HTTP_IDLE_TIMEOUT_SECONDS", "1"),
+        ("QOTD_HTTP_BODY_TIMEOUT_SECONDS", "1"),
+        ("QOTD_HTTP_MAX_CONNECTIONS", "20"),
+    ])
+    .await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    // A body that never completes gets a 408 problem after the body timeout.
+    let token = app.register("slow").await;
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(format!("POST /api/users/me HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"disp").as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), slow.read(&mut answer))
+        .await
+        .expect("answered within the body timeout")
+        .unwrap();
+    let text = String::from_utf8_lossy(&answer[..n]);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("request-timeout"), "{text}");
+
+    // 60 idle sockets: 20 are held until the header timeout, the rest are closed at once.
+    let mut idle = Vec::new();
+    for _ in 0..60 {
+        idle.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    let started = std::time::Instant::now();
+    let mut closed_at_once = 0;
+    for s in &mut idle {
+        let mut b = [0u8; 16];
+        match tokio::time::timeout(std::time::Duration::from_millis(300), s.read(&mut b)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => closed_at_once += 1,
+            _ => {}
+        }
+    }
+    assert!(closed_at_once >= 40, "over-cap connections are closed: {closed_at_once}");
+    // Within a few seconds every idle socket is gone and the service answers again.
+    for s in &mut idle {
+        let mut b = [0u8; 16];
+        let r = tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut b)).await;
+        assert!(matches!(r, Ok(Ok(0)) | Ok(Err(_))), "idle connection closed: {r:?}");
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(app.get("/api/health", &token).await.0, 200);
+}
