@@ -380,3 +380,41 @@ async fn players_report_questions_once_and_admins_list_them() {
     assert_eq!(list["reports"][0]["userId"], "reporter");
     assert_eq!(app.get("/api/admin/reports", &player).await.0, 403);
 }
+
+#[tokio::test]
+async fn a_restarted_instance_reclaims_its_dead_predecessors_leases_at_once() {
+    let app = spawn_local_with(&[("QOTD_LOCAL_TIMERS", "false")]).await;
+    let token = app.register("leased").await;
+    eventually(WAIT, || async {
+        (app.db_count("SELECT COUNT(*) FROM platform_outbox WHERE sent_at IS NULL") == 0)
+            .then_some(())
+    })
+    .await;
+    let mut app = app;
+    app.kill();
+    // Make the registration event look exactly like a row the killed dispatcher had claimed
+    // and not yet published: leased to it for ten more minutes.
+    let owner = std::fs::read_to_string(app.data_dir.join("dispatcher-id")).expect("a stable dispatcher id");
+    let conn = rusqlite::Connection::open(app.data_dir.join("qotd.db")).unwrap();
+    let until = (chrono::Utc::now() + chrono::Duration::minutes(10))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let n = conn
+        .execute(
+            "UPDATE platform_outbox SET sent_at = NULL, claimed_by = ?1, claimed_until = ?2",
+            rusqlite::params![format!("dispatcher-{}", owner.trim()), until],
+        )
+        .unwrap();
+    assert!(n >= 1);
+    drop(conn);
+    let restarted = app.restart_with(&[("QOTD_LOCAL_TIMERS", "false")]).await;
+    let started = std::time::Instant::now();
+    eventually(Duration::from_secs(10), || async {
+        (restarted.db_count("SELECT COUNT(*) FROM platform_outbox WHERE sent_at IS NULL") == 0)
+            .then_some(())
+    })
+    .await;
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // Redelivered, applied once.
+    let _ = token;
+    assert_eq!(restarted.db_count("SELECT COUNT(*) FROM leaderboard_players"), 1);
+}

@@ -80,7 +80,14 @@ impl App {
             }
             None => bus.clone(),
         };
-        let dispatcher = Arc::new(Dispatcher::new(events.clone(), publisher, clock.clone()));
+        let dispatcher = Arc::new(
+            Dispatcher::new(events.clone(), publisher, clock.clone()).with_owner(
+                crate::platform::outbox::stable_owner(
+                    settings.instance_id.as_deref(),
+                    &settings.data_dir,
+                ),
+            ),
+        );
         let bank: Arc<dyn QuizGenerator> = Arc::new(BankGenerator::new(Bank::embedded()));
         let generator: Arc<dyn QuizGenerator> = match &settings.openai {
             Some(ai) => {

@@ -38,6 +38,10 @@ pub struct Settings {
     pub credential: CredentialKind,
     /// Timeouts and caps of the HTTP listeners (`QOTD_HTTP_*`).
     pub http: ServerLimits,
+    /// The platform's id of this instance, stable across restarts (`WEBSITE_INSTANCE_ID` on
+    /// App Service/Functions, `CONTAINER_APP_REPLICA_NAME` on Container Apps): the outbox
+    /// dispatcher's lease owner.
+    pub instance_id: Option<String>,
     /// `QOTD_METRICS_INTERVAL_SECONDS`: how often the operations metrics are logged (0 = never).
     pub metrics_interval: Duration,
 }
@@ -133,6 +137,9 @@ impl Settings {
             sql: SqlSettings::from_lookup(&get)?,
             credential: CredentialKind::from_lookup(&get)?,
             http: ServerLimits::from_lookup(&get)?,
+            instance_id: ["WEBSITE_INSTANCE_ID", "CONTAINER_APP_REPLICA_NAME"]
+                .iter()
+                .find_map(|v| string_var(&get, v)),
             metrics_interval: Duration::from_secs(match string_var(&get, "QOTD_METRICS_INTERVAL_SECONDS") {
                 None => 60,
                 Some(v) => v.parse::<u64>().ok().filter(|s| *s <= 86_400).ok_or_else(|| {
