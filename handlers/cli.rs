@@ -94,6 +94,67 @@ enum Command {
         #[arg(long, default_value = ".qotd")]
         data_dir: PathBuf,
     },
+    /// Inspect the outbox (events committed but not yet published).
+    Outbox {
+        #[command(subcommand)]
+        command: OutboxCommand,
+    },
+    /// List, replay or drop poison messages (events a consumer refused). Uses QOTD_DATABASE_URL
+    /// (else sqlite://<data-dir>/qotd.db), SQLite and SQL Server alike.
+    Poison {
+        #[command(subcommand)]
+        command: PoisonCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum OutboxCommand {
+    /// Pending events, the age of the oldest, per topic, and the poison count.
+    Status {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = ".qotd")]
+        data_dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum PoisonCommand {
+    /// List poison messages, oldest first.
+    List {
+        /// Only this consumer (consumer name or function name, e.g. LeaderboardOnAttemptEvaluated).
+        #[arg(long)]
+        consumer: Option<String>,
+        /// At most this many (1 to 1000).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1000))]
+        limit: u64,
+        /// Print JSON (with payloads) instead of text.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = ".qotd")]
+        data_dir: PathBuf,
+    },
+    /// Re-run poison messages through their consumer (idempotent); replayed ones are removed.
+    Replay {
+        /// The poison message id (from `qotd poison list`).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<i64>,
+        /// Replay every poison message (of --consumer).
+        #[arg(long)]
+        all: bool,
+        /// With --all: only this consumer.
+        #[arg(long, requires = "all")]
+        consumer: Option<String>,
+        #[arg(long, default_value = ".qotd")]
+        data_dir: PathBuf,
+    },
+    /// Delete one poison message without replaying it.
+    Drop {
+        id: i64,
+        #[arg(long, default_value = ".qotd")]
+        data_dir: PathBuf,
+    },
 }
 
 /// Parses arguments, runs the command, and maps failures to a message and exit code 1.
@@ -177,6 +238,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             };
             migrate(&url, down, status).await
         }
+        Command::Outbox { command } => outbox_command(command).await,
+        Command::Poison { command } => poison_command(command).await,
         Command::Generate { date, data_dir } => {
             let day = match date {
                 Some(raw) => QuizDay::parse(&raw).map_err(|e| anyhow::anyhow!("--date: {e}"))?,
@@ -195,6 +258,96 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     println!("the quiz for {day} already exists; nothing changed")
                 }
             }
+            Ok(())
+        }
+    }
+}
+
+/// Builds the app for an operations command: the environment's database (or the data dir's
+/// SQLite file), logs on stderr at warn unless QOTD_LOG says otherwise.
+async fn ops_app(data_dir: &std::path::Path) -> anyhow::Result<Arc<App>> {
+    let settings = local_settings(data_dir)?;
+    telemetry::init(settings.log_json);
+    App::build(settings).await
+}
+
+async fn outbox_command(command: OutboxCommand) -> anyhow::Result<()> {
+    let OutboxCommand::Status { json, data_dir } = command;
+    let app = ops_app(&data_dir).await?;
+    let r = app.outbox_report().await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(());
+    }
+    let age = |a: Option<u64>| a.map_or("-".to_owned(), |s| format!("{s}s"));
+    println!("pending: {}", r.pending);
+    println!("oldest:  {}", age(r.oldest_age_seconds));
+    println!("poison:  {}", r.poison);
+    for t in &r.topics {
+        println!("  {:<32} pending {:>6}  oldest {}", t.topic, t.pending, age(t.oldest_age_seconds));
+    }
+    Ok(())
+}
+
+async fn poison_command(command: PoisonCommand) -> anyhow::Result<()> {
+    match command {
+        PoisonCommand::List {
+            consumer,
+            limit,
+            json,
+            data_dir,
+        } => {
+            let app = ops_app(&data_dir).await?;
+            let list = app.poison_list(consumer.as_deref(), limit as usize).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+                return Ok(());
+            }
+            if list.is_empty() {
+                println!("no poison messages");
+            }
+            for m in &list {
+                println!(
+                    "{:>6}  {}  {}  {}  {}",
+                    m.id,
+                    m.received_at,
+                    m.consumer,
+                    m.message_id.as_deref().unwrap_or("-"),
+                    m.reason.chars().take(200).collect::<String>()
+                );
+            }
+            Ok(())
+        }
+        PoisonCommand::Replay {
+            id,
+            all,
+            consumer,
+            data_dir,
+        } => {
+            let app = ops_app(&data_dir).await?;
+            let results = if all {
+                let s = app.poison_replay_all(consumer.as_deref()).await?;
+                println!(
+                    "replayed {}, still poison {}, failed {}",
+                    s.replayed, s.still_poison, s.failed
+                );
+                s.results
+            } else {
+                let id = id.ok_or_else(|| anyhow::anyhow!("give a poison message id or --all"))?;
+                vec![app.poison_replay(id).await?]
+            };
+            for r in &results {
+                println!("{:>6}  {}  {}", r.id, r.outcome, r.detail);
+            }
+            if results.iter().any(|r| r.outcome == "failed") {
+                anyhow::bail!("some replays failed; they stay in the poison table");
+            }
+            Ok(())
+        }
+        PoisonCommand::Drop { id, data_dir } => {
+            let app = ops_app(&data_dir).await?;
+            app.poison_drop(id).await?;
+            println!("dropped poison message {id}");
             Ok(())
         }
     }
@@ -309,6 +462,10 @@ async fn run_handler(
         let app = app.clone();
         tokio::spawn(async move { app.catch_up().await });
     }
+    tokio::spawn(
+        app.clone()
+            .run_metrics(app.settings.metrics_interval, shutdown.clone()),
+    );
     let mut stop = shutdown.clone();
     let limits = app.settings.http.clone();
     server::serve_with(

@@ -4,6 +4,7 @@
 //! that span contexts. Nothing outside this folder knows more than one context.
 
 mod auth;
+mod ops;
 mod router;
 pub mod settings;
 mod views;

@@ -31,7 +31,8 @@ pub fn access_of(function: &str) -> Option<Access> {
         | "UsersMeAttemptShare" | "QuizReportQuestion" | "Leaderboard" | "LeaderboardMe" => {
             Access::Player
         }
-        "AdminGenerateQuiz" | "AdminListReports" => Access::Admin,
+        "AdminGenerateQuiz" | "AdminListReports" | "AdminOutboxStatus" | "AdminPoisonList"
+        | "AdminPoisonReplay" | "AdminPoisonReplayAll" | "AdminPoisonDrop" => Access::Admin,
         _ => return None,
     })
 }
@@ -88,6 +89,11 @@ impl App {
             "AdminListReports" => quiz::http::admin_reports(q, ctx, req).await,
             "Leaderboard" => leaderboard::http::board(board, ctx, req).await,
             "LeaderboardMe" => leaderboard::http::me(board, ctx, req).await,
+            "AdminOutboxStatus" => self.http_outbox_status(req).await,
+            "AdminPoisonList" => self.http_poison_list(req).await,
+            "AdminPoisonReplay" => self.http_poison_replay(req).await,
+            "AdminPoisonReplayAll" => self.http_poison_replay_all(req).await,
+            "AdminPoisonDrop" => self.http_poison_drop(req).await,
             other => Err(Problem::internal(format!(
                 "function {other} has an HTTP trigger but no handler"
             ))),
@@ -100,6 +106,16 @@ impl App {
         name: &str,
         inv: &InvocationRequest,
     ) -> Result<InvocationResponse, InvocationFailure> {
+        self.invoke_with(name, inv, &self.poison).await
+    }
+
+    /// `invoke` with the poison table consumers report to (a replay passes its own).
+    pub(super) async fn invoke_with(
+        &self,
+        name: &str,
+        inv: &InvocationRequest,
+        poison: &crate::platform::functions::consumer::PoisonTable,
+    ) -> Result<InvocationResponse, InvocationFailure> {
         let binding = match self.functions.get(name).map(|f| &f.trigger) {
             Some(Trigger::Timer { binding, .. } | Trigger::ServiceBus { binding, .. }) => {
                 binding.clone()
@@ -110,7 +126,7 @@ impl App {
                 )));
             }
         };
-        let (board, poison) = (&self.leaderboard, &self.poison);
+        let board = &self.leaderboard;
         match name {
             "GenerateDailyQuiz" => {
                 let res = quiz::timer::generate_daily_quiz(&self.quiz, inv, &binding).await;
