@@ -450,7 +450,10 @@ async fn read_limited(
     if let Some(n) = declared {
         reserve(n as usize, &mut permit)?;
     }
-    let mut buf = BytesMut::with_capacity(declared.map_or(0, |n| n as usize));
+    // Keep hyper's chunks as they are and copy once at the end into an exact-size buffer:
+    // no doubling growth, so a body costs its size (twice only while being joined).
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut total = 0usize;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| {
             Problem::bad_request(if e.is_timeout() {
@@ -462,16 +465,28 @@ async fn read_limited(
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        if buf.len() + data.len() > limit {
+        if total + data.len() > limit {
             return Err(Problem::payload_too_large(limit)
                 .with_header(header::CONNECTION, "close".into()));
         }
         if declared.is_none() {
             reserve(data.len(), &mut permit)?;
         }
-        buf.extend_from_slice(&data);
+        total += data.len();
+        chunks.push(data);
     }
-    Ok((buf.freeze(), permit))
+    let body = match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.pop().expect("one chunk"),
+        _ => {
+            let mut buf = BytesMut::with_capacity(total);
+            for c in &chunks {
+                buf.extend_from_slice(c);
+            }
+            buf.freeze()
+        }
+    };
+    Ok((body, permit))
 }
 
 /// The connection's socket, wrapped to note activity and to give hyper's own error answers
