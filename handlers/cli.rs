@@ -434,7 +434,7 @@ async fn serve() -> anyhow::Result<()> {
     let port = config::handler_port(|k| std::env::var(k).ok())?;
     let settings = Settings::from_env()?;
     telemetry::init(settings.log_json);
-    let listener = server::bind(SocketAddr::from(([127, 0, 0, 1], port))).map_err(|e| {
+    let listener = server::bind(SocketAddr::from(([127, 0, 0, 1], port))).await.map_err(|e| {
         anyhow::anyhow!("cannot listen on 127.0.0.1:{port} (FUNCTIONS_CUSTOMHANDLER_PORT): {e}")
     })?;
     let app = App::build(settings).await?;
@@ -483,9 +483,10 @@ async fn local(addr: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
     let settings = local_settings(&data_dir)?;
     telemetry::init(settings.log_json);
     let host_listener = server::bind(addr)
+        .await
         .map_err(|e| anyhow::anyhow!("cannot listen on --addr {addr}: {e}"))?;
     let host_addr = host_listener.local_addr()?;
-    let handler_listener = server::bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+    let handler_listener = server::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     let handler_url = format!("http://{}", handler_listener.local_addr()?);
     let app = App::build(settings).await?;
     app.set_self_url(handler_url.clone());

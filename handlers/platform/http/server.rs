@@ -119,8 +119,21 @@ impl ServerLimits {
 }
 
 /// Binds a listener with `SO_REUSEADDR`, so a restarted process can take its port back while
-/// the dead one's connections sit in TIME_WAIT.
-pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+/// the dead one's connections sit in TIME_WAIT; "address in use" (a killed predecessor whose
+/// socket the kernel has not released yet) is retried for up to 5 s.
+pub async fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match bind_once(addr) {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn bind_once(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
     } else {
@@ -608,6 +621,31 @@ mod tests {
         for ok in ["/api/quizzes/2026-01-01", "/a/.well-known/x", "/a/...", "/a/b.c"] {
             assert!(!has_dot_segment(ok), "{ok}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_port_left_in_time_wait_can_be_bound_again() {
+        use tokio::io::AsyncReadExt;
+        let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (server_side, _) = listener.accept().await.unwrap();
+        // The server closes first, so its end of the connection sits in TIME_WAIT.
+        drop(server_side);
+        let mut b = [0u8; 1];
+        let _ = client.read(&mut b).await;
+        drop(client);
+        drop(listener);
+        let started = Instant::now();
+        bind(addr)
+            .await
+            .expect("SO_REUSEADDR lets the restarted process bind at once");
+        assert!(started.elapsed() < Duration::from_secs(1));
+        // While the old listener is really alive, binding waits and then fails clearly.
+        let alive = bind(addr).await.unwrap();
+        let second = bind_once(addr);
+        assert_eq!(second.unwrap_err().kind(), std::io::ErrorKind::AddrInUse);
+        drop(alive);
     }
 
     #[test]
