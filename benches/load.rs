@@ -1754,7 +1754,10 @@ fn seed_board(
             player.execute(params![user, format!("Seed {i}")])?;
             score.execute(params![key, user, score_of(i)])?;
         }
-        tx.execute("DELETE FROM leaderboard_histogram WHERE period_key = ?1", [key])?;
+        tx.execute(
+            "DELETE FROM leaderboard_histogram WHERE period_key = ?1",
+            [key],
+        )?;
         tx.execute(
             "INSERT INTO leaderboard_histogram (period_key, score, players)
              SELECT period_key, score, COUNT(*) FROM leaderboard_scores WHERE period_key = ?1 GROUP BY score",

@@ -3,9 +3,9 @@
 //! Errors are printed as one line naming the bad value, with a non-zero exit code.
 
 use crate::app::App;
+use crate::app::Settings;
 use crate::kernel::QuizDay;
 use crate::platform::auth::dev_issuer::{self, DevIssuer};
-use crate::app::Settings;
 use crate::platform::clock::{Clock, SystemClock};
 use crate::platform::config;
 use crate::platform::functions::local_host::LocalHost;
@@ -284,7 +284,12 @@ async fn outbox_command(command: OutboxCommand) -> anyhow::Result<()> {
     println!("oldest:  {}", age(r.oldest_age_seconds));
     println!("poison:  {}", r.poison);
     for t in &r.topics {
-        println!("  {:<32} pending {:>6}  oldest {}", t.topic, t.pending, age(t.oldest_age_seconds));
+        println!(
+            "  {:<32} pending {:>6}  oldest {}",
+            t.topic,
+            t.pending,
+            age(t.oldest_age_seconds)
+        );
     }
     Ok(())
 }
@@ -434,9 +439,11 @@ async fn serve() -> anyhow::Result<()> {
     let port = config::handler_port(|k| std::env::var(k).ok())?;
     let settings = Settings::from_env()?;
     telemetry::init(settings.log_json);
-    let listener = server::bind(SocketAddr::from(([127, 0, 0, 1], port))).await.map_err(|e| {
-        anyhow::anyhow!("cannot listen on 127.0.0.1:{port} (FUNCTIONS_CUSTOMHANDLER_PORT): {e}")
-    })?;
+    let listener = server::bind(SocketAddr::from(([127, 0, 0, 1], port)))
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!("cannot listen on 127.0.0.1:{port} (FUNCTIONS_CUSTOMHANDLER_PORT): {e}")
+        })?;
     let app = App::build(settings).await?;
     app.set_self_url(format!("http://127.0.0.1:{port}"));
     tracing::info!(port, "qotd handler listening");

@@ -139,7 +139,10 @@ fn the_platform_knows_no_context_and_no_composition_root() {
 fn a_context_knows_no_other_context_and_not_the_composition_root() {
     let mut all = Vec::new();
     for ctx in CONTEXTS {
-        all.extend(only_depends_on(ctx, &["kernel", "platform", "embedded", ctx]));
+        all.extend(only_depends_on(
+            ctx,
+            &["kernel", "platform", "embedded", ctx],
+        ));
     }
     assert!(all.is_empty(), "{all:#?}");
 }
@@ -156,16 +159,21 @@ fn only_the_entry_points_know_the_composition_root() {
 #[test]
 fn the_dependency_scanner_sees_every_form() {
     let code = "use crate::app::App;\nuse crate::{quiz, users::{Users, http}};\nlet x = crate::leaderboard::Period::AllTime;";
-    assert_eq!(
-        crate_modules(code),
-        ["app", "quiz", "users", "leaderboard"]
-    );
+    assert_eq!(crate_modules(code), ["app", "quiz", "users", "leaderboard"]);
 }
 
 #[test]
 fn time_comes_only_from_the_clock() {
     let mut offenders = Vec::new();
-    for dir in ["kernel", "platform", "users", "quiz", "leaderboard", "app", "cli"] {
+    for dir in [
+        "kernel",
+        "platform",
+        "users",
+        "quiz",
+        "leaderboard",
+        "app",
+        "cli",
+    ] {
         for file in rust_files(dir) {
             if file.ends_with("platform/clock.rs") {
                 continue;
@@ -178,7 +186,10 @@ fn time_comes_only_from_the_clock() {
             }
         }
     }
-    assert!(offenders.is_empty(), "use the injected Clock: {offenders:#?}");
+    assert!(
+        offenders.is_empty(),
+        "use the injected Clock: {offenders:#?}"
+    );
 }
 
 #[test]
@@ -187,7 +198,14 @@ fn no_lock_poisoning_panics_on_request_paths() {
     for dir in ["platform", "users", "quiz", "leaderboard", "app"] {
         for file in rust_files(dir) {
             let code = production_code(&file).replace([' ', '\n'], "");
-            for banned in [".lock().expect(", ".read().expect(", ".write().expect(", ".lock().unwrap()", ".read().unwrap()", ".write().unwrap()"] {
+            for banned in [
+                ".lock().expect(",
+                ".read().expect(",
+                ".write().expect(",
+                ".lock().unwrap()",
+                ".read().unwrap()",
+                ".write().unwrap()",
+            ] {
                 if code.contains(banned) {
                     offenders.push(format!("{}: {banned}", file.display()));
                 }

@@ -493,16 +493,17 @@ async fn bad_input_gets_precise_4xx_problems_and_changes_nothing() {
                     b64(&json!({"alg": "RS256", "kid": kid, "crit": ["x-ext"], "x-ext": 1})),
                     b64(&real.claims("player"))
                 );
-                let sig =
-                    jsonwebtoken::crypto::sign(input.as_bytes(), &real.key, Algorithm::RS256)
-                        .unwrap();
+                let sig = jsonwebtoken::crypto::sign(input.as_bytes(), &real.key, Algorithm::RS256)
+                    .unwrap();
                 format!("{input}.{sig}")
             },
             "crit",
         ),
         auth(
             "iss as an array",
-            real.with("player", |c| c["iss"] = json!(["urn:qotd:local-dev-issuer"])),
+            real.with("player", |c| {
+                c["iss"] = json!(["urn:qotd:local-dev-issuer"])
+            }),
             "'iss'",
         ),
         auth(
@@ -522,11 +523,7 @@ async fn bad_input_gets_precise_4xx_problems_and_changes_nothing() {
             }),
             "neither 'scp' nor 'roles'",
         ),
-        auth(
-            "blank subject",
-            real.with(" ", |_| {}),
-            "subject",
-        ),
+        auth("blank subject", real.with(" ", |_| {}), "subject"),
         auth(
             "invisible subject",
             real.with("\u{200B}", |_| {}),
@@ -672,7 +669,11 @@ async fn raw_http(base: &str, request: &[u8]) -> String {
         if let Some(end) = text.find("\r\n\r\n") {
             let len = text[..end]
                 .lines()
-                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(|v| v.trim().parse::<usize>().unwrap_or(0)))
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                })
                 .unwrap_or(0);
             if out.len() >= end + 4 + len {
                 break;
@@ -693,20 +694,68 @@ async fn black_box_probe_findings_are_fixed() {
             invocation.len()
         )
     };
-    let get = |path: &str| format!("GET {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\nconnection: close\r\n\r\n");
+    let get = |path: &str| {
+        format!(
+            "GET {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\nconnection: close\r\n\r\n"
+        )
+    };
     // (name, listener, request, expected status line start, must be problem+json)
     let cases: Vec<(&str, &str, String, &str, bool)> = vec![
-        ("raw dot segments to an internal function", &app.base, post("/dev/oidc/../../LeaderboardOnAttemptEvaluated"), "HTTP/1.1 400", true),
-        ("encoded dot segments to an internal function", &app.base, post("/dev/oidc/%2e%2e/%2E%2E/LeaderboardOnUserRegistered"), "HTTP/1.1 400", true),
-        ("encoded dot segment in a route parameter", &app.base, get("/api/quizzes/%2e%2e"), "HTTP/1.1 400", true),
-        ("dev issuer prefix is not forwarded", &app.base, get("/dev/oidc/anything"), "HTTP/1.1 404", true),
-        ("internal function on the public port", &app.base, post("/LeaderboardOnAttemptEvaluated"), "HTTP/1.1 404", true),
-        ("CONNECT", &app.base, "CONNECT example.com:443 HTTP/1.1\r\nhost: example.com:443\r\n\r\n".into(), "HTTP/1.1 405", true),
-        ("CONNECT to the handler", &app.handler, "CONNECT example.com:443 HTTP/1.1\r\nhost: example.com:443\r\n\r\n".into(), "HTTP/1.1 405", true),
+        (
+            "raw dot segments to an internal function",
+            &app.base,
+            post("/dev/oidc/../../LeaderboardOnAttemptEvaluated"),
+            "HTTP/1.1 400",
+            true,
+        ),
+        (
+            "encoded dot segments to an internal function",
+            &app.base,
+            post("/dev/oidc/%2e%2e/%2E%2E/LeaderboardOnUserRegistered"),
+            "HTTP/1.1 400",
+            true,
+        ),
+        (
+            "encoded dot segment in a route parameter",
+            &app.base,
+            get("/api/quizzes/%2e%2e"),
+            "HTTP/1.1 400",
+            true,
+        ),
+        (
+            "dev issuer prefix is not forwarded",
+            &app.base,
+            get("/dev/oidc/anything"),
+            "HTTP/1.1 404",
+            true,
+        ),
+        (
+            "internal function on the public port",
+            &app.base,
+            post("/LeaderboardOnAttemptEvaluated"),
+            "HTTP/1.1 404",
+            true,
+        ),
+        (
+            "CONNECT",
+            &app.base,
+            "CONNECT example.com:443 HTTP/1.1\r\nhost: example.com:443\r\n\r\n".into(),
+            "HTTP/1.1 405",
+            true,
+        ),
+        (
+            "CONNECT to the handler",
+            &app.handler,
+            "CONNECT example.com:443 HTTP/1.1\r\nhost: example.com:443\r\n\r\n".into(),
+            "HTTP/1.1 405",
+            true,
+        ),
         (
             "oversize Expect: 100-continue",
             &app.base,
-            format!("POST /api/users/me HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: 104857600\r\nexpect: 100-continue\r\n\r\n"),
+            format!(
+                "POST /api/users/me HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: 104857600\r\nexpect: 100-continue\r\n\r\n"
+            ),
             "HTTP/1.1 413",
             true,
         ),
@@ -717,29 +766,82 @@ async fn black_box_probe_findings_are_fixed() {
             "HTTP/1.1 413",
             true,
         ),
-        ("HEAD on a read route", &app.base, format!("HEAD /api/quizzes/today HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\nconnection: close\r\n\r\n"), "HTTP/1.1 200", false),
-        ("garbage request line", &app.base, "\x01\x02 nonsense\r\n\r\n".into(), "HTTP/1.1 400", true),
-        ("URI too long", &app.base, get(&format!("/api/{}", "a".repeat(9000))), "HTTP/1.1 414", true),
-        ("headers too large", &app.base, format!("GET /api/health HTTP/1.1\r\nhost: x\r\nx-big: {}\r\n\r\n", "b".repeat(40_000)), "HTTP/1.1 431", true),
-        ("headers far too large", &app.base, format!("GET /api/health HTTP/1.1\r\nhost: x\r\nx-big: {}\r\n\r\n", "b".repeat(100_000)), "HTTP/1.1 431", true),
+        (
+            "HEAD on a read route",
+            &app.base,
+            format!(
+                "HEAD /api/quizzes/today HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\nconnection: close\r\n\r\n"
+            ),
+            "HTTP/1.1 200",
+            false,
+        ),
+        (
+            "garbage request line",
+            &app.base,
+            "\x01\x02 nonsense\r\n\r\n".into(),
+            "HTTP/1.1 400",
+            true,
+        ),
+        (
+            "URI too long",
+            &app.base,
+            get(&format!("/api/{}", "a".repeat(9000))),
+            "HTTP/1.1 414",
+            true,
+        ),
+        (
+            "headers too large",
+            &app.base,
+            format!(
+                "GET /api/health HTTP/1.1\r\nhost: x\r\nx-big: {}\r\n\r\n",
+                "b".repeat(40_000)
+            ),
+            "HTTP/1.1 431",
+            true,
+        ),
+        (
+            "headers far too large",
+            &app.base,
+            format!(
+                "GET /api/health HTTP/1.1\r\nhost: x\r\nx-big: {}\r\n\r\n",
+                "b".repeat(100_000)
+            ),
+            "HTTP/1.1 431",
+            true,
+        ),
     ];
     for (name, base, request, status, problem) in cases {
         let answer = raw_http(base, request.as_bytes()).await;
         assert!(answer.starts_with(status), "{name}: {answer:.300}");
         assert!(!answer.contains("100 Continue"), "{name}: {answer:.300}");
         if problem {
-            assert!(answer.to_ascii_lowercase().contains("content-type: application/problem+json"), "{name}: {answer:.300}");
-            assert!(answer.contains("urn:qotd:problem:"), "{name}: {answer:.300}");
+            assert!(
+                answer
+                    .to_ascii_lowercase()
+                    .contains("content-type: application/problem+json"),
+                "{name}: {answer:.300}"
+            );
+            assert!(
+                answer.contains("urn:qotd:problem:"),
+                "{name}: {answer:.300}"
+            );
         }
     }
     // HEAD is answered like GET, without the body.
     let head = raw_http(&app.base, format!("HEAD /api/quizzes/today HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\nconnection: close\r\n\r\n").as_bytes()).await;
     let (_, body) = head.split_once("\r\n\r\n").unwrap();
     assert!(body.is_empty(), "HEAD has no body: {body:.100}");
-    assert!(head.to_ascii_lowercase().contains("content-length: "), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("content-length: "),
+        "{head}"
+    );
     // Still alive, and nothing was applied through the internal protocol.
     assert_eq!(app.get("/api/health", &token).await.0, 200);
-    assert_eq!(app.db_count("SELECT COUNT(*) FROM platform_poison"), 0, "no invocation got through");
+    assert_eq!(
+        app.db_count("SELECT COUNT(*) FROM platform_poison"),
+        0,
+        "no invocation got through"
+    );
 }
 
 #[tokio::test]
@@ -780,12 +882,18 @@ async fn slow_and_idle_clients_are_cut_off_and_connections_are_capped() {
             _ => {}
         }
     }
-    assert!(closed_at_once >= 40, "over-cap connections are closed: {closed_at_once}");
+    assert!(
+        closed_at_once >= 40,
+        "over-cap connections are closed: {closed_at_once}"
+    );
     // Within a few seconds every idle socket is gone and the service answers again.
     for s in &mut idle {
         let mut b = [0u8; 16];
         let r = tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut b)).await;
-        assert!(matches!(r, Ok(Ok(0)) | Ok(Err(_))), "idle connection closed: {r:?}");
+        assert!(
+            matches!(r, Ok(Ok(0)) | Ok(Err(_))),
+            "idle connection closed: {r:?}"
+        );
     }
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
     assert_eq!(app.get("/api/health", &token).await.0, 200);

@@ -83,7 +83,16 @@ fn bad_values_are_named_and_exit_non_zero() {
             "ro ot",
         ),
         (
-            &["token", "--user", "a", "--scope", "x", "--no-scope", "--data-dir", d],
+            &[
+                "token",
+                "--user",
+                "a",
+                "--scope",
+                "x",
+                "--no-scope",
+                "--data-dir",
+                d,
+            ],
             &[],
             "--no-scope",
         ),
@@ -163,10 +172,25 @@ async fn dev_tokens_carry_the_scope_and_the_rejections_show_locally() {
     };
     let cases: Vec<(&str, Vec<&str>, u16, &str)> = vec![
         ("default scope", vec![], 200, ""),
-        ("explicit scopes", vec!["--scope", "openid", "--scope", "quiz.play"], 200, ""),
-        ("another scope", vec!["--scope", "User.Read"], 403, "quiz.play"),
+        (
+            "explicit scopes",
+            vec!["--scope", "openid", "--scope", "quiz.play"],
+            200,
+            "",
+        ),
+        (
+            "another scope",
+            vec!["--scope", "User.Read"],
+            403,
+            "quiz.play",
+        ),
         ("no scope, no role", vec!["--no-scope"], 403, "quiz.service"),
-        ("app-only service", vec!["--no-scope", "--role", "quiz.service"], 200, ""),
+        (
+            "app-only service",
+            vec!["--no-scope", "--role", "quiz.service"],
+            200,
+            "",
+        ),
     ];
     for (name, extra, status, needle) in cases {
         let t = token(&extra);
@@ -174,8 +198,15 @@ async fn dev_tokens_carry_the_scope_and_the_rejections_show_locally() {
         let got_status = if got == 404 { 200 } else { got };
         assert_eq!(got_status, status, "{name}: {body}");
         if !needle.is_empty() {
-            assert!(body["detail"].as_str().unwrap_or_default().contains(needle), "{name}: {body}");
-            assert_eq!(body["type"].as_str().map(|t| t.is_empty()), Some(false), "{name}: {body}");
+            assert!(
+                body["detail"].as_str().unwrap_or_default().contains(needle),
+                "{name}: {body}"
+            );
+            assert_eq!(
+                body["type"].as_str().map(|t| t.is_empty()),
+                Some(false),
+                "{name}: {body}"
+            );
         }
     }
 }

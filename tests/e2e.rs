@@ -394,7 +394,8 @@ async fn a_restarted_instance_reclaims_its_dead_predecessors_leases_at_once() {
     app.kill();
     // Make the registration event look exactly like a row the killed dispatcher had claimed
     // and not yet published: leased to it for ten more minutes.
-    let owner = std::fs::read_to_string(app.data_dir.join("dispatcher-id")).expect("a stable dispatcher id");
+    let owner = std::fs::read_to_string(app.data_dir.join("dispatcher-id"))
+        .expect("a stable dispatcher id");
     let conn = rusqlite::Connection::open(app.data_dir.join("qotd.db")).unwrap();
     let until = (chrono::Utc::now() + chrono::Duration::minutes(10))
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
@@ -416,7 +417,10 @@ async fn a_restarted_instance_reclaims_its_dead_predecessors_leases_at_once() {
     assert!(started.elapsed() < Duration::from_secs(10));
     // Redelivered, applied once.
     let _ = token;
-    assert_eq!(restarted.db_count("SELECT COUNT(*) FROM leaderboard_players"), 1);
+    assert_eq!(
+        restarted.db_count("SELECT COUNT(*) FROM leaderboard_players"),
+        1
+    );
 }
 
 #[tokio::test]
@@ -445,34 +449,75 @@ async fn operators_list_replay_and_drop_poison_messages_over_http_and_the_cli() 
     }
     let (status, _) = app.get("/api/admin/poison", &player).await;
     assert_eq!(status, 403, "admin only");
-    let (status, list) = app.get("/api/admin/poison?consumer=LeaderboardOnUserRegistered", &admin).await;
+    let (status, list) = app
+        .get(
+            "/api/admin/poison?consumer=LeaderboardOnUserRegistered",
+            &admin,
+        )
+        .await;
     assert_eq!(status, 200, "{list}");
-    let ids: Vec<i64> = list["messages"].as_array().unwrap().iter().map(|m| m["id"].as_i64().unwrap()).collect();
+    let ids: Vec<i64> = list["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_i64().unwrap())
+        .collect();
     assert_eq!(ids.len(), 2, "{list}");
-    assert_eq!(list["messages"][0]["function"], "LeaderboardOnUserRegistered");
+    assert_eq!(
+        list["messages"][0]["function"],
+        "LeaderboardOnUserRegistered"
+    );
     let (status, body) = app.get("/api/admin/poison?consumer=nobody", &admin).await;
-    assert_eq!((status, body["type"].as_str()), (400, Some("urn:qotd:problem:bad-request")));
+    assert_eq!(
+        (status, body["type"].as_str()),
+        (400, Some("urn:qotd:problem:bad-request"))
+    );
     let (status, outbox) = app.get("/api/admin/outbox", &admin).await;
     assert_eq!(status, 200, "{outbox}");
     assert_eq!(outbox["poison"], 2, "{outbox}");
-    assert!(outbox["pending"].is_u64() && outbox["topics"].is_array(), "{outbox}");
+    assert!(
+        outbox["pending"].is_u64() && outbox["topics"].is_array(),
+        "{outbox}"
+    );
 
     let replay = |id: i64| {
         let (app, admin) = (&app, admin.clone());
         async move {
-            app.call(Method::POST, &format!("/api/admin/poison/{id}/replay"), Some(&admin), None)
-                .await
+            app.call(
+                Method::POST,
+                &format!("/api/admin/poison/{id}/replay"),
+                Some(&admin),
+                None,
+            )
+            .await
         }
     };
     let (status, r) = replay(ids[0]).await;
-    assert_eq!((status, r["outcome"].as_str()), (200, Some("replayed")), "{r}");
-    assert_eq!(app.db_count("SELECT COUNT(*) FROM leaderboard_players WHERE user_id = 'ghost'"), 1);
+    assert_eq!(
+        (status, r["outcome"].as_str()),
+        (200, Some("replayed")),
+        "{r}"
+    );
+    assert_eq!(
+        app.db_count("SELECT COUNT(*) FROM leaderboard_players WHERE user_id = 'ghost'"),
+        1
+    );
     let (status, _) = replay(ids[0]).await;
     assert_eq!(status, 404, "a replayed message is gone");
     let (status, r) = replay(ids[1]).await;
-    assert_eq!((status, r["outcome"].as_str()), (200, Some("still-poison")), "{r}");
-    assert_eq!(app.db_count("SELECT COUNT(*) FROM platform_poison"), 1, "kept, and no new row");
-    let (status, _) = app.call(Method::DELETE, "/api/admin/poison/abc", Some(&admin), None).await;
+    assert_eq!(
+        (status, r["outcome"].as_str()),
+        (200, Some("still-poison")),
+        "{r}"
+    );
+    assert_eq!(
+        app.db_count("SELECT COUNT(*) FROM platform_poison"),
+        1,
+        "kept, and no new row"
+    );
+    let (status, _) = app
+        .call(Method::DELETE, "/api/admin/poison/abc", Some(&admin), None)
+        .await;
     assert_eq!(status, 400);
 
     // The same through the command line.
@@ -485,17 +530,32 @@ async fn operators_list_replay_and_drop_poison_messages_over_http_and_the_cli() 
             .env_remove("QOTD_DATABASE_URL")
             .output()
             .unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
     };
     let (code, out) = cli(&["poison", "list"]);
     assert_eq!(code, Some(0));
-    assert!(out.contains("unparsable") && !out.contains("bug 42"), "{out}");
-    let (code, out) = cli(&["poison", "replay", "--all", "--consumer", "leaderboard.user-registered"]);
+    assert!(
+        out.contains("unparsable") && !out.contains("bug 42"),
+        "{out}"
+    );
+    let (code, out) = cli(&[
+        "poison",
+        "replay",
+        "--all",
+        "--consumer",
+        "leaderboard.user-registered",
+    ]);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("still poison 1"), "{out}");
     let (code, out) = cli(&["outbox", "status"]);
     assert_eq!(code, Some(0));
-    assert!(out.contains("pending:") && out.contains("poison:  1"), "{out}");
+    assert!(
+        out.contains("pending:") && out.contains("poison:  1"),
+        "{out}"
+    );
     let (code, _) = cli(&["poison", "drop", &ids[1].to_string()]);
     assert_eq!(code, Some(0));
     let (code, _) = cli(&["poison", "drop", &ids[1].to_string()]);

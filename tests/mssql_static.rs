@@ -17,14 +17,38 @@
 use qotd::platform::store::mssql::{migrate, sql};
 use qotd::{leaderboard, quiz, users};
 
-type Gap = (&'static str, &'static str, &'static str, (&'static str, &'static str));
+type Gap = (
+    &'static str,
+    &'static str,
+    &'static str,
+    (&'static str, &'static str),
+);
 
-/// Every file of T-SQL statements: (path, its statements, its parser gaps).
-fn statement_files() -> Vec<(&'static str, Vec<(&'static str, &'static str)>, &'static [Gap])> {
+/// A file of T-SQL statements: (path, its statements, its parser gaps).
+type StatementFile = (
+    &'static str,
+    Vec<(&'static str, &'static str)>,
+    &'static [Gap],
+);
+
+/// Every file of T-SQL statements.
+fn statement_files() -> Vec<StatementFile> {
     vec![
-        ("handlers/platform/store/mssql/sql.rs", sql::all_statements(), sql::PARSER_GAPS),
-        ("handlers/users/store/tsql.rs", users::store::tsql::all_statements(), users::store::tsql::PARSER_GAPS),
-        ("handlers/quiz/store/tsql.rs", quiz::store::tsql::all_statements(), quiz::store::tsql::PARSER_GAPS),
+        (
+            "handlers/platform/store/mssql/sql.rs",
+            sql::all_statements(),
+            sql::PARSER_GAPS,
+        ),
+        (
+            "handlers/users/store/tsql.rs",
+            users::store::tsql::all_statements(),
+            users::store::tsql::PARSER_GAPS,
+        ),
+        (
+            "handlers/quiz/store/tsql.rs",
+            quiz::store::tsql::all_statements(),
+            quiz::store::tsql::PARSER_GAPS,
+        ),
         (
             "handlers/leaderboard/store/tsql.rs",
             leaderboard::store::tsql::all_statements(),
@@ -48,7 +72,10 @@ fn parse(dialect: &dyn Dialect, text: &str) -> Result<Vec<Statement>, String> {
 
 #[test]
 fn every_statement_in_the_code_parses_as_tsql() {
-    let all_gaps: Vec<Gap> = statement_files().iter().flat_map(|f| f.2.iter().copied()).collect();
+    let all_gaps: Vec<Gap> = statement_files()
+        .iter()
+        .flat_map(|f| f.2.iter().copied())
+        .collect();
     let gaps: BTreeMap<&str, _> = all_gaps
         .iter()
         .map(|(name, construct, reason, sub)| (*name, (*construct, *reason, *sub)))
@@ -120,7 +147,10 @@ fn all_statements_lists_every_constant_and_no_sql_lives_elsewhere() {
             })
             .collect();
         let declared: BTreeSet<&str> = declared.iter().map(String::as_str).collect();
-        assert_eq!(listed, declared, "{file}: all_statements() must list every statement constant");
+        assert_eq!(
+            listed, declared,
+            "{file}: all_statements() must list every statement constant"
+        );
     }
 
     // The engine's other files and each context's SQL Server adapter hold no SQL text.

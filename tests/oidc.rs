@@ -438,20 +438,68 @@ async fn tokens_must_grant_this_api_a_scope_or_the_service_role() {
     check_table(
         &v,
         vec![
-            ("delegated with the scope", claims(json!({"scp": "openid quiz.play"})), Want::Ok),
-            ("delegated, other scopes only", claims(json!({"scp": "quiz.playx User.Read"})), Want::Forbidden("'quiz.play'")),
-            ("delegated with roles but not the scope", claims(json!({"scp": "User.Read", "roles": ["admin"]})), Want::Forbidden("'quiz.play'")),
-            ("app-only with the service role", claims(json!({"idtyp": "app", "roles": ["quiz.service"]})), Want::Ok),
-            ("app-only (no idtyp) with the service role", claims(json!({"roles": ["quiz.service"]})), Want::Ok),
-            ("app-only with another role", claims(json!({"idtyp": "app", "roles": ["admin"]})), Want::Forbidden("'quiz.service'")),
-            ("app-only with no roles", claims(json!({"idtyp": "app"})), Want::Forbidden("'quiz.service'")),
-            ("app-only cannot borrow a scope", claims(json!({"idtyp": "app", "scp": "quiz.play"})), Want::Forbidden("'quiz.service'")),
-            ("neither scp nor roles", claims(json!({})), Want::Unauthorized("neither 'scp' nor 'roles'")),
-            ("ID token (nonce)", claims(json!({"nonce": "n-0S6_WzA2Mj", "scp": "quiz.play"})), Want::Unauthorized("ID token")),
-            ("ID token (at_hash)", claims(json!({"at_hash": "77QmUPtjPfzWtF2AnpK9RQ", "scp": "quiz.play"})), Want::Unauthorized("ID token")),
+            (
+                "delegated with the scope",
+                claims(json!({"scp": "openid quiz.play"})),
+                Want::Ok,
+            ),
+            (
+                "delegated, other scopes only",
+                claims(json!({"scp": "quiz.playx User.Read"})),
+                Want::Forbidden("'quiz.play'"),
+            ),
+            (
+                "delegated with roles but not the scope",
+                claims(json!({"scp": "User.Read", "roles": ["admin"]})),
+                Want::Forbidden("'quiz.play'"),
+            ),
+            (
+                "app-only with the service role",
+                claims(json!({"idtyp": "app", "roles": ["quiz.service"]})),
+                Want::Ok,
+            ),
+            (
+                "app-only (no idtyp) with the service role",
+                claims(json!({"roles": ["quiz.service"]})),
+                Want::Ok,
+            ),
+            (
+                "app-only with another role",
+                claims(json!({"idtyp": "app", "roles": ["admin"]})),
+                Want::Forbidden("'quiz.service'"),
+            ),
+            (
+                "app-only with no roles",
+                claims(json!({"idtyp": "app"})),
+                Want::Forbidden("'quiz.service'"),
+            ),
+            (
+                "app-only cannot borrow a scope",
+                claims(json!({"idtyp": "app", "scp": "quiz.play"})),
+                Want::Forbidden("'quiz.service'"),
+            ),
+            (
+                "neither scp nor roles",
+                claims(json!({})),
+                Want::Unauthorized("neither 'scp' nor 'roles'"),
+            ),
+            (
+                "ID token (nonce)",
+                claims(json!({"nonce": "n-0S6_WzA2Mj", "scp": "quiz.play"})),
+                Want::Unauthorized("ID token"),
+            ),
+            (
+                "ID token (at_hash)",
+                claims(json!({"at_hash": "77QmUPtjPfzWtF2AnpK9RQ", "scp": "quiz.play"})),
+                Want::Unauthorized("ID token"),
+            ),
             ("typ JWT", typed("JWT"), Want::Ok),
             ("typ at+jwt", typed("at+jwt"), Want::Ok),
-            ("typ logout+jwt", typed("logout+jwt"), Want::Unauthorized("typ")),
+            (
+                "typ logout+jwt",
+                typed("logout+jwt"),
+                Want::Unauthorized("typ"),
+            ),
         ],
     )
     .await;
@@ -467,10 +515,26 @@ async fn tokens_must_grant_this_api_a_scope_or_the_service_role() {
     check_table(
         &v,
         vec![
-            ("allowed tfp", claims(json!({"scp": "quiz.play", "tfp": "B2C_1_SUSI"})), Want::Ok),
-            ("allowed acr", claims(json!({"scp": "quiz.play", "acr": "b2c_1_susi"})), Want::Ok),
-            ("other flow", claims(json!({"scp": "quiz.play", "tfp": "B2C_1_other"})), Want::Forbidden("QOTD_AUTH_ALLOWED_POLICIES")),
-            ("no flow", claims(json!({"scp": "quiz.play"})), Want::Forbidden("QOTD_AUTH_ALLOWED_POLICIES")),
+            (
+                "allowed tfp",
+                claims(json!({"scp": "quiz.play", "tfp": "B2C_1_SUSI"})),
+                Want::Ok,
+            ),
+            (
+                "allowed acr",
+                claims(json!({"scp": "quiz.play", "acr": "b2c_1_susi"})),
+                Want::Ok,
+            ),
+            (
+                "other flow",
+                claims(json!({"scp": "quiz.play", "tfp": "B2C_1_other"})),
+                Want::Forbidden("QOTD_AUTH_ALLOWED_POLICIES"),
+            ),
+            (
+                "no flow",
+                claims(json!({"scp": "quiz.play"})),
+                Want::Forbidden("QOTD_AUTH_ALLOWED_POLICIES"),
+            ),
         ],
     )
     .await;
@@ -500,22 +564,58 @@ async fn malformed_shapes_are_refused_with_fixed_texts() {
     let evil_kid = "<script>alert(1)</script>";
     let cases: Vec<(&str, String, &str)> = vec![
         ("crit header", crit, "crit"),
-        ("iss as an array", sign(&key, &with("iss", json!([format!("{base}/issuer")]))), "iss"),
-        ("exp = 2^63", sign(&key, &with("exp", json!(1u64 << 63))), "exp"),
-        ("exp three days out", sign(&key, &with("exp", json!(now() + 3 * 86400))), "48 hours"),
-        ("exp as a float", sign(&key, &with("exp", json!(now() as f64 + 600.5))), "exp"),
+        (
+            "iss as an array",
+            sign(&key, &with("iss", json!([format!("{base}/issuer")]))),
+            "iss",
+        ),
+        (
+            "exp = 2^63",
+            sign(&key, &with("exp", json!(1u64 << 63))),
+            "exp",
+        ),
+        (
+            "exp three days out",
+            sign(&key, &with("exp", json!(now() + 3 * 86400))),
+            "48 hours",
+        ),
+        (
+            "exp as a float",
+            sign(&key, &with("exp", json!(now() as f64 + 600.5))),
+            "exp",
+        ),
         (
             "alg none",
-            format!("{}.{}.", b64(&json!({"alg": "none", "kid": "k1"})), b64(&good)),
+            format!(
+                "{}.{}.",
+                b64(&json!({"alg": "none", "kid": "k1"})),
+                b64(&good)
+            ),
             "malformed",
         ),
-        ("unknown kid is not echoed", sign(&Key { kid: evil_kid.into(), ..rsa_key("x") }, &good), "not published"),
+        (
+            "unknown kid is not echoed",
+            sign(
+                &Key {
+                    kid: evil_kid.into(),
+                    ..rsa_key("x")
+                },
+                &good,
+            ),
+            "not published",
+        ),
     ];
     for (name, token, needle) in cases {
         match v.verify(&token).await {
             Err(AuthError::Rejected(m)) => {
                 assert!(m.contains(needle), "{name}: {m}");
-                for leak in ["unknown variant", "expected one of", "<script>", "Error", "line "] {
+                for leak in [
+                    "unknown variant",
+                    "expected one of",
+                    "<script>",
+                    "Error",
+                    "line ",
+                ] {
                     assert!(!m.contains(leak), "{name}: leaks '{leak}': {m}");
                 }
             }
@@ -535,7 +635,9 @@ async fn keys_not_for_signing_and_insecure_jwks_uris_are_not_used() {
     let v = verifier_authz(&base, Authorization::default());
     let claims = json!({ "iss": format!("{base}/issuer"), "aud": "aud", "sub": "u", "scp": "quiz.play", "iat": now(), "nbf": now(), "exp": now() + 600 });
     v.verify(&sign(&sig, &claims)).await.unwrap();
-    assert!(matches!(v.verify(&sign(&enc, &claims)).await, Err(AuthError::Rejected(m)) if m.contains("not published")));
+    assert!(
+        matches!(v.verify(&sign(&enc, &claims)).await, Err(AuthError::Rejected(m)) if m.contains("not published"))
+    );
 
     // A discovery document pointing at a plain-http, non-loopback JWKS is refused.
     for bad in [
@@ -551,7 +653,10 @@ async fn keys_not_for_signing_and_insecure_jwks_uris_are_not_used() {
         let mut c = claims.clone();
         c["iss"] = json!(format!("{base}/issuer"));
         let got = v.verify(&sign(&sig, &c)).await;
-        assert!(matches!(got, Err(AuthError::IssuerUnavailable(_))), "{bad}: {got:?}");
+        assert!(
+            matches!(got, Err(AuthError::IssuerUnavailable(_))),
+            "{bad}: {got:?}"
+        );
     }
 }
 
@@ -569,5 +674,8 @@ async fn a_key_removed_from_the_jwks_stops_verifying_after_the_refresh() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     v.verify(&sign(&new, &claims)).await.unwrap(); // triggers the refresh
     let got = v.verify(&old_token).await;
-    assert!(matches!(&got, Err(AuthError::Rejected(m)) if m.contains("not published")), "{got:?}");
+    assert!(
+        matches!(&got, Err(AuthError::Rejected(m)) if m.contains("not published")),
+        "{got:?}"
+    );
 }

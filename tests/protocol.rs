@@ -24,9 +24,7 @@ fn fixture(name: &str) -> Value {
 #[test]
 fn every_fixture_decodes() {
     let mut seen = 0;
-    for entry in
-        std::fs::read_dir(fixtures()).expect("tests/fixtures/functions-host")
-    {
+    for entry in std::fs::read_dir(fixtures()).expect("tests/fixtures/functions-host") {
         let path = entry.unwrap().path();
         if path.extension().and_then(|e| e.to_str()) != Some("json") {
             continue;

@@ -8,9 +8,9 @@ use aws_lc_rs::hmac;
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
 use base64::Engine as _;
 use chrono::Utc;
+use qotd::kernel::events::{EventType, UserRegisteredV1};
 use qotd::kernel::{DisplayName, UserId};
 use qotd::platform::clock::SystemClock;
-use qotd::kernel::events::{EventType, UserRegisteredV1};
 use qotd::platform::events::NewEvent;
 use qotd::platform::outbox::{Dispatcher, EventPublisher, PublishError};
 use qotd::platform::servicebus::{

@@ -6,15 +6,15 @@
 //! Ids and days are unique per run, so a shared database can be reused between runs.
 
 use chrono::{Duration as ChronoDuration, Utc};
-use qotd::kernel::{DisplayName, QuizDay, UserId};
 use qotd::kernel::events::EventType;
+use qotd::kernel::{DisplayName, QuizDay, UserId};
 use qotd::leaderboard::{AttemptApplied, LeaderboardRepo, Period, ScoredAttempt};
 use qotd::platform::events::NewEvent;
 use qotd::platform::store::{self, Applied, Database, DatabaseUrl, EventStore, InboxKey};
 use qotd::quiz::QuizRepo;
-use qotd::users::UsersRepo;
 use qotd::quiz::bank::Bank;
 use qotd::quiz::{Attempt, Inserted, Provenance, QuestionReport, Quiz, QuizSource, Replaced};
+use qotd::users::UsersRepo;
 use qotd::users::{Profile, Registration};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -60,8 +60,11 @@ async fn mssql() -> Backend {
     let url = std::env::var("QOTD_TEST_MSSQL_URL")
         .ok()
         .filter(|u| !u.trim().is_empty())
-        .expect("QOTD_TEST_MSSQL_URL must hold an ADO.NET connection string for the SQL Server run");
-    let parsed = DatabaseUrl::parse(&url).expect("QOTD_TEST_MSSQL_URL is a valid connection string");
+        .expect(
+            "QOTD_TEST_MSSQL_URL must hold an ADO.NET connection string for the SQL Server run",
+        );
+    let parsed =
+        DatabaseUrl::parse(&url).expect("QOTD_TEST_MSSQL_URL is a valid connection string");
     Backend {
         name: "mssql",
         stores: stores(&store::open(&parsed).await.expect("open mssql")),
@@ -504,7 +507,10 @@ async fn leaderboard_effects_apply_once_and_rank_with_ties(b: Backend) {
             event_id: t.clone(),
         };
         assert!(!lb.day_opened(day).await.unwrap());
-        assert_eq!(lb.open_day(&open, day, Utc::now()).await.unwrap(), Applied::Now);
+        assert_eq!(
+            lb.open_day(&open, day, Utc::now()).await.unwrap(),
+            Applied::Now
+        );
         assert_eq!(
             lb.open_day(&open, day, Utc::now()).await.unwrap(),
             Applied::AlreadyProcessed
@@ -691,17 +697,35 @@ async fn poison_messages_are_kept_with_their_reason(b: Backend) {
         assert_eq!(listed.len(), 2, "{}", b.name);
         assert!(listed[0].id < listed[1].id);
         assert_eq!(
-            (listed[0].message_id.as_deref(), listed[0].payload.as_str(), listed[0].reason.as_str()),
+            (
+                listed[0].message_id.as_deref(),
+                listed[0].payload.as_str(),
+                listed[0].reason.as_str()
+            ),
             (Some("m-1"), "{bad", "not JSON")
         );
         assert_eq!(listed[1].message_id, None);
-        assert_eq!(s.events.poison_list(Some(&consumer), 1).await.unwrap().len(), 1);
+        assert_eq!(
+            s.events
+                .poison_list(Some(&consumer), 1)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
         let total = s.events.poison_total().await.unwrap();
         assert!(total >= 2);
         assert!(s.events.poison_list(None, 1000).await.unwrap().len() >= 2);
-        assert_eq!(s.events.poison_get(listed[1].id).await.unwrap().as_ref(), Some(&listed[1]));
+        assert_eq!(
+            s.events.poison_get(listed[1].id).await.unwrap().as_ref(),
+            Some(&listed[1])
+        );
         assert!(s.events.poison_delete(listed[1].id).await.unwrap());
-        assert!(!s.events.poison_delete(listed[1].id).await.unwrap(), "{}: gone", b.name);
+        assert!(
+            !s.events.poison_delete(listed[1].id).await.unwrap(),
+            "{}: gone",
+            b.name
+        );
         assert_eq!(s.events.poison_get(listed[1].id).await.unwrap(), None);
         assert_eq!(s.events.poison_count(&consumer).await.unwrap(), 1);
     }
@@ -731,21 +755,51 @@ async fn outbox_status_counts_and_a_restarted_owner_reclaims_its_leases(b: Backe
         assert!(status.oldest.is_some_and(|o| o >= before), "{status:?}");
         let now = Utc::now();
         let owner = format!("dispatcher-{t}");
-        let claimed = s.events.claim_pending(&owner, 10, Duration::from_secs(60), now).await.unwrap();
+        let claimed = s
+            .events
+            .claim_pending(&owner, 10, Duration::from_secs(60), now)
+            .await
+            .unwrap();
         assert_eq!(claimed.len(), 3);
-        assert!(s.events.claim_pending("other", 10, Duration::from_secs(60), now).await.unwrap().is_empty());
-        assert_eq!(s.events.outbox_status().await.unwrap().pending, 3, "claimed is still pending");
+        assert!(
+            s.events
+                .claim_pending("other", 10, Duration::from_secs(60), now)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            s.events.outbox_status().await.unwrap().pending,
+            3,
+            "claimed is still pending"
+        );
         // The owner's process died and came back: its leases return at once, nobody else's.
         assert_eq!(s.events.reclaim_leases("someone-else").await.unwrap(), 0);
-        assert_eq!(s.events.reclaim_leases(&owner).await.unwrap(), 3, "{}", b.name);
-        let again = s.events.claim_pending(&owner, 10, Duration::from_secs(60), now).await.unwrap();
+        assert_eq!(
+            s.events.reclaim_leases(&owner).await.unwrap(),
+            3,
+            "{}",
+            b.name
+        );
+        let again = s
+            .events
+            .claim_pending(&owner, 10, Duration::from_secs(60), now)
+            .await
+            .unwrap();
         assert_eq!(again.len(), 3);
         s.events
-            .mark_sent(&owner, &again.iter().map(|e| e.seq).collect::<Vec<_>>(), now)
+            .mark_sent(
+                &owner,
+                &again.iter().map(|e| e.seq).collect::<Vec<_>>(),
+                now,
+            )
             .await
             .unwrap();
         let status = s.events.outbox_status().await.unwrap();
-        assert_eq!((status.pending, status.oldest, status.topics.len()), (0, None, 0));
+        assert_eq!(
+            (status.pending, status.oldest, status.topics.len()),
+            (0, None, 0)
+        );
     }
 }
 

@@ -25,7 +25,10 @@ use std::time::Duration;
 pub const CONSUMERS: [(&str, &str); 3] = [
     (consumers::USER_REGISTERED, "LeaderboardOnUserRegistered"),
     (consumers::QUIZ_GENERATED, "LeaderboardOnQuizGenerated"),
-    (consumers::ATTEMPT_EVALUATED, "LeaderboardOnAttemptEvaluated"),
+    (
+        consumers::ATTEMPT_EVALUATED,
+        "LeaderboardOnAttemptEvaluated",
+    ),
 ];
 
 /// Most poison messages one list or replay-all call handles.
@@ -231,7 +234,10 @@ impl App {
                     self.events.poison_delete(id).await?;
                     tracing::info!(id, consumer = %row.consumer, "poison message replayed and removed");
                     self.dispatcher.nudge();
-                    Ok(result("replayed", format!("{function} applied the message")))
+                    Ok(result(
+                        "replayed",
+                        format!("{function} applied the message"),
+                    ))
                 }
             },
             Err(failure) => Ok(result("failed", failure.0)),
@@ -330,7 +336,10 @@ impl App {
     pub(super) async fn http_poison_replay(&self, req: ApiRequest) -> Result<ApiResponse, Problem> {
         req.query(&[])?;
         let id = poison_id(&req)?;
-        Ok(json_response(StatusCode::OK, &self.poison_replay(id).await?))
+        Ok(json_response(
+            StatusCode::OK,
+            &self.poison_replay(id).await?,
+        ))
     }
 
     /// `POST /api/admin/poison/replay?consumer=`.

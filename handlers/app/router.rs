@@ -27,12 +27,22 @@ use http::{Method, StatusCode};
 pub fn access_of(function: &str) -> Option<Access> {
     Some(match function {
         "Health" => Access::Anonymous,
-        "UsersMe" | "QuizToday" | "QuizByDate" | "QuizAttempts" | "UsersMeAttempts"
-        | "UsersMeAttemptShare" | "QuizReportQuestion" | "Leaderboard" | "LeaderboardMe" => {
-            Access::Player
-        }
-        "AdminGenerateQuiz" | "AdminListReports" | "AdminOutboxStatus" | "AdminPoisonList"
-        | "AdminPoisonReplay" | "AdminPoisonReplayAll" | "AdminPoisonDrop" => Access::Admin,
+        "UsersMe"
+        | "QuizToday"
+        | "QuizByDate"
+        | "QuizAttempts"
+        | "UsersMeAttempts"
+        | "UsersMeAttemptShare"
+        | "QuizReportQuestion"
+        | "Leaderboard"
+        | "LeaderboardMe" => Access::Player,
+        "AdminGenerateQuiz"
+        | "AdminListReports"
+        | "AdminOutboxStatus"
+        | "AdminPoisonList"
+        | "AdminPoisonReplay"
+        | "AdminPoisonReplayAll"
+        | "AdminPoisonDrop" => Access::Admin,
         _ => return None,
     })
 }
@@ -41,8 +51,10 @@ impl App {
     /// Runs one HTTP function by name.
     pub async fn http_function(&self, name: &str, req: ApiRequest) -> ApiResponse {
         let Some(access) = access_of(name) else {
-            return Problem::internal(format!("function {name} has an HTTP trigger but no handler"))
-                .into_response();
+            return Problem::internal(format!(
+                "function {name} has an HTTP trigger but no handler"
+            ))
+            .into_response();
         };
         let is_write = req.method == Method::POST;
         let result = match access {
@@ -59,13 +71,19 @@ impl App {
         res
     }
 
-    async fn anonymous_function(&self, name: &str, req: ApiRequest) -> Result<ApiResponse, Problem> {
+    async fn anonymous_function(
+        &self,
+        name: &str,
+        req: ApiRequest,
+    ) -> Result<ApiResponse, Problem> {
         match name {
             "Health" => {
                 req.query(&[])?;
                 Ok(self.health().await)
             }
-            other => Err(Problem::internal(format!("anonymous function {other} has no handler"))),
+            other => Err(Problem::internal(format!(
+                "anonymous function {other} has no handler"
+            ))),
         }
     }
 

@@ -140,15 +140,21 @@ impl Settings {
             instance_id: ["WEBSITE_INSTANCE_ID", "CONTAINER_APP_REPLICA_NAME"]
                 .iter()
                 .find_map(|v| string_var(&get, v)),
-            metrics_interval: Duration::from_secs(match string_var(&get, "QOTD_METRICS_INTERVAL_SECONDS") {
-                None => 60,
-                Some(v) => v.parse::<u64>().ok().filter(|s| *s <= 86_400).ok_or_else(|| {
-                    err(
-                        "QOTD_METRICS_INTERVAL_SECONDS",
-                        format!("'{v}' is not a whole number of seconds from 0 to 86400"),
-                    )
-                })?,
-            }),
+            metrics_interval: Duration::from_secs(
+                match string_var(&get, "QOTD_METRICS_INTERVAL_SECONDS") {
+                    None => 60,
+                    Some(v) => v
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|s| *s <= 86_400)
+                        .ok_or_else(|| {
+                            err(
+                                "QOTD_METRICS_INTERVAL_SECONDS",
+                                format!("'{v}' is not a whole number of seconds from 0 to 86400"),
+                            )
+                        })?,
+                },
+            ),
         })
     }
 
@@ -212,7 +218,10 @@ mod tests {
                 "QOTD_AUTH_METADATA_URL",
             ),
             (
-                &[("QOTD_DEV_ISSUER", "true"), ("QOTD_AUTH_REQUIRED_SCOPE", "a b")],
+                &[
+                    ("QOTD_DEV_ISSUER", "true"),
+                    ("QOTD_AUTH_REQUIRED_SCOPE", "a b"),
+                ],
                 "QOTD_AUTH_REQUIRED_SCOPE",
             ),
             (

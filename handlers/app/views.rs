@@ -31,7 +31,10 @@ impl App {
     }
 
     /// The caller's display name, or 403 if they have not registered.
-    pub(super) async fn registered_name(&self, ctx: &RequestContext) -> Result<DisplayName, Problem> {
+    pub(super) async fn registered_name(
+        &self,
+        ctx: &RequestContext,
+    ) -> Result<DisplayName, Problem> {
         match self.users.profile(&ctx.principal.user_id).await {
             Ok(profile) => Ok(profile.display_name),
             Err(UsersError::NotRegistered(_)) => Err(Problem::forbidden(

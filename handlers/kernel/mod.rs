@@ -309,7 +309,13 @@ mod tests {
         for bad in [" ", "\u{3000}", " a", "a\t", "\u{00A0}"] {
             assert!(UserId::parse(bad).is_err(), "{bad:?}");
         }
-        for ok in ["Ada Lovelace", "José", "李雷", "🙂", "00000000-0000-0000-0000-0000000000aa"] {
+        for ok in [
+            "Ada Lovelace",
+            "José",
+            "李雷",
+            "🙂",
+            "00000000-0000-0000-0000-0000000000aa",
+        ] {
             assert!(DisplayName::parse(ok).is_ok(), "{ok:?}");
             assert!(UserId::parse(ok).is_ok(), "{ok:?}");
         }

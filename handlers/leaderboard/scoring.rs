@@ -80,7 +80,10 @@ pub struct AttemptEffect {
 /// Applies `attempt` to `before`. At most one attempt per player and quiz day counts: a
 /// second one (a distinct event for a day already on the player's daily board) is refused,
 /// and the caller stores it as poison.
-pub fn apply_attempt(attempt: &ScoredAttempt, before: &PlayerBefore) -> Result<AttemptEffect, String> {
+pub fn apply_attempt(
+    attempt: &ScoredAttempt,
+    before: &PlayerBefore,
+) -> Result<AttemptEffect, String> {
     if before.boards[0].is_some() {
         return Err(format!(
             "player {} already has an attempt for {} on the leaderboard",
@@ -171,26 +174,46 @@ mod tests {
         assert_eq!(e.streak.current, 1);
         let keys: Vec<&str> = e.scores.iter().map(|s| s.period_key.as_str()).collect();
         assert_eq!(keys, ["day:2026-11-27", "week:2026-W48", "all"]);
-        assert!(e.scores.iter().all(|s| s.score == 30 && s.quizzes == 1 && s.previous.is_none()));
+        assert!(
+            e.scores
+                .iter()
+                .all(|s| s.score == 30 && s.quizzes == 1 && s.previous.is_none())
+        );
     }
 
     #[test]
     fn later_attempts_add_to_week_and_all_time_and_move_histogram_buckets() {
         let before = PlayerBefore {
-            streak: Streak { current: 2, best: 4, last_played: Some(day("2026-11-26")) },
+            streak: Streak {
+                current: 2,
+                best: 4,
+                last_played: Some(day("2026-11-26")),
+            },
             boards: [None, Some((20, 1)), Some((90, 5))],
         };
         let e = apply_attempt(&attempt("2026-11-27", 40), &before).unwrap();
         assert_eq!((e.streak.current, e.streak.best), (3, 4));
-        assert_eq!((e.scores[1].score, e.scores[1].quizzes, e.scores[1].previous), (60, 2, Some(20)));
-        assert_eq!((e.scores[2].score, e.scores[2].quizzes, e.scores[2].previous), (130, 6, Some(90)));
+        assert_eq!(
+            (e.scores[1].score, e.scores[1].quizzes, e.scores[1].previous),
+            (60, 2, Some(20))
+        );
+        assert_eq!(
+            (e.scores[2].score, e.scores[2].quizzes, e.scores[2].previous),
+            (130, 6, Some(90))
+        );
     }
 
     #[test]
     fn a_second_attempt_for_the_same_day_is_refused() {
-        let before = PlayerBefore { boards: [Some((50, 1)), Some((50, 1)), Some((50, 1))], ..Default::default() };
+        let before = PlayerBefore {
+            boards: [Some((50, 1)), Some((50, 1)), Some((50, 1))],
+            ..Default::default()
+        };
         let why = apply_attempt(&attempt("2026-11-27", 50), &before).unwrap_err();
-        assert!(why.contains("already has an attempt for 2026-11-27"), "{why}");
+        assert!(
+            why.contains("already has an attempt for 2026-11-27"),
+            "{why}"
+        );
     }
 
     #[test]
@@ -201,23 +224,53 @@ mod tests {
             (event("2026-11-28", 10, 50, 1), Some("in the future")),
             (event("2026-11-27", 200, 50, 5), Some("impossible result")),
             (event("2026-11-27", 10, 50, 6), Some("impossible result")),
-            (QuizAttemptEvaluatedV1 { display_name: "a\u{7}b".into(), ..event("2026-11-27", 0, 50, 0) }, Some("control")),
-            (QuizAttemptEvaluatedV1 { display_name: "x".repeat(10_000), ..event("2026-11-27", 0, 50, 0) }, Some("limit")),
-            (QuizAttemptEvaluatedV1 { user_id: String::new(), ..event("2026-11-27", 0, 50, 0) }, Some("user id")),
+            (
+                QuizAttemptEvaluatedV1 {
+                    display_name: "a\u{7}b".into(),
+                    ..event("2026-11-27", 0, 50, 0)
+                },
+                Some("control"),
+            ),
+            (
+                QuizAttemptEvaluatedV1 {
+                    display_name: "x".repeat(10_000),
+                    ..event("2026-11-27", 0, 50, 0)
+                },
+                Some("limit"),
+            ),
+            (
+                QuizAttemptEvaluatedV1 {
+                    user_id: String::new(),
+                    ..event("2026-11-27", 0, 50, 0)
+                },
+                Some("user id"),
+            ),
         ];
         for (e, expected) in cases {
             let got = ScoredAttempt::from_event(e.clone(), today);
             match expected {
                 None => assert!(got.is_ok(), "{e:?}: {got:?}"),
-                Some(text) => assert!(got.as_ref().is_err_and(|w| w.contains(text)), "{e:?}: {got:?}"),
+                Some(text) => assert!(
+                    got.as_ref().is_err_and(|w| w.contains(text)),
+                    "{e:?}: {got:?}"
+                ),
             }
         }
     }
 
     #[test]
     fn pages_get_competition_ranks() {
-        let row = |u: &str, score| BoardRow { user_id: u.into(), display_name: u.into(), score, quizzes: 1 };
-        let page = rank_page(vec![row("a", 30), row("b", 30), row("c", 20), row("d", 10)], 10, 9);
+        let row = |u: &str, score| BoardRow {
+            user_id: u.into(),
+            display_name: u.into(),
+            score,
+            quizzes: 1,
+        };
+        let page = rank_page(
+            vec![row("a", 30), row("b", 30), row("c", 20), row("d", 10)],
+            10,
+            9,
+        );
         let ranks: Vec<u64> = page.iter().map(|r| r.rank).collect();
         assert_eq!(ranks, [10, 10, 13, 14]);
         assert!(rank_page(Vec::new(), 0, 0).is_empty());

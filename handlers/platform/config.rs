@@ -44,7 +44,9 @@ impl AuthSettings {
             } else {
                 Err(err(
                     name,
-                    format!("'{v}' is not a single scope/role name (visible ASCII, no spaces, commas or quotes)"),
+                    format!(
+                        "'{v}' is not a single scope/role name (visible ASCII, no spaces, commas or quotes)"
+                    ),
                 ))
             }
         };
@@ -152,7 +154,10 @@ mod tests {
     #[test]
     fn authorization_settings_default_and_are_checked() {
         let (scope, role, policies) = AuthSettings::authorization_from(&lookup(&[])).unwrap();
-        assert_eq!((scope.as_str(), role.as_str()), ("quiz.play", "quiz.service"));
+        assert_eq!(
+            (scope.as_str(), role.as_str()),
+            ("quiz.play", "quiz.service")
+        );
         assert!(policies.is_empty());
         let (_, _, policies) = AuthSettings::authorization_from(&lookup(&[(
             "QOTD_AUTH_ALLOWED_POLICIES",

@@ -98,4 +98,3 @@ impl CloudEvent {
         Ok((env, data))
     }
 }
-

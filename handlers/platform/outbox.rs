@@ -150,8 +150,12 @@ impl Dispatcher {
         // publish those rows before the lease runs out, so take them back now.
         match self.store.reclaim_leases(&self.owner).await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(owner = %self.owner, reclaimed = n, "reclaimed outbox leases of a previous run"),
-            Err(e) => tracing::warn!(owner = %self.owner, error = %e, "could not reclaim outbox leases; they return when the lease runs out"),
+            Ok(n) => {
+                tracing::info!(owner = %self.owner, reclaimed = n, "reclaimed outbox leases of a previous run")
+            }
+            Err(e) => {
+                tracing::warn!(owner = %self.owner, error = %e, "could not reclaim outbox leases; they return when the lease runs out")
+            }
         }
         loop {
             if let Err(e) = self.drain().await {

@@ -320,10 +320,9 @@ pub async fn admin_generate(
         .map_err(problem)?
     {
         Generation::Created(q) => q,
-        Generation::Existed(_) if force => quiz
-            .regenerate(day, correlation)
-            .await
-            .map_err(problem)?,
+        Generation::Existed(_) if force => {
+            quiz.regenerate(day, correlation).await.map_err(problem)?
+        }
         Generation::Existed(_) => return Err(problem(QuizError::AlreadyExists(day))),
     };
     Ok(quiz_response(StatusCode::CREATED, &quiz, true))

@@ -455,7 +455,11 @@ impl QuizService {
 
     /// The quiz of `day`, from the cache when fresh.
     pub async fn quiz(&self, day: QuizDay) -> Result<Arc<Quiz>, QuizError> {
-        if let Some((quiz, at)) = self.cache.read().unwrap_or_else(PoisonError::into_inner).get(&day)
+        if let Some((quiz, at)) = self
+            .cache
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&day)
             && at.elapsed() < CACHE_TTL
         {
             return Ok(quiz.clone());

@@ -10,11 +10,13 @@
 //! atomic `players = players +/- 1` updates.
 
 use super::tsql as sql;
-use crate::platform::store::mssql::{Conn, DbError, Mssql, Tx, col, day, ms, opt_col, parse_day, record_inbox, text, unsigned};
 use crate::kernel::{QuizDay, Streak, UserId};
 use crate::leaderboard::scoring::{self, PlayerBefore, ScoreWrite, boards_of, rank_page};
 use crate::leaderboard::{
     AttemptApplied, BoardRow, LeaderboardRepo, PlayerStats, RankedRow, ScoredAttempt, Standing,
+};
+use crate::platform::store::mssql::{
+    Conn, DbError, Mssql, Tx, col, day, ms, opt_col, parse_day, record_inbox, text, unsigned,
 };
 use crate::platform::store::{Applied, InboxKey, StoreError};
 use async_trait::async_trait;
@@ -59,8 +61,14 @@ async fn board_score(c: &mut Conn, key: &str, user: &str) -> Result<Option<(u32,
     rows.first()
         .map(|r| {
             Ok((
-                unsigned(col::<i32>(r, 0, "leaderboard.scores.score")?.into(), "score")?,
-                unsigned(col::<i32>(r, 1, "leaderboard.scores.quizzes")?.into(), "quizzes")?,
+                unsigned(
+                    col::<i32>(r, 0, "leaderboard.scores.score")?.into(),
+                    "score",
+                )?,
+                unsigned(
+                    col::<i32>(r, 1, "leaderboard.scores.quizzes")?.into(),
+                    "quizzes",
+                )?,
             ))
         })
         .transpose()
@@ -70,8 +78,14 @@ async fn write_score(c: &mut Conn, user: &str, w: &ScoreWrite) -> Result<(), DbE
     let key = w.period_key.as_str();
     let (score, quizzes) = (int(w.score, "score")?, int(w.quizzes, "quizzes")?);
     match w.previous {
-        Some(_) => c.execute(sql::SCORE_UPDATE, &[&key, &user, &score, &quizzes]).await?,
-        None => c.execute(sql::SCORE_INSERT, &[&key, &user, &score, &quizzes]).await?,
+        Some(_) => {
+            c.execute(sql::SCORE_UPDATE, &[&key, &user, &score, &quizzes])
+                .await?
+        }
+        None => {
+            c.execute(sql::SCORE_INSERT, &[&key, &user, &score, &quizzes])
+                .await?
+        }
     };
     if let Some(old) = w.previous {
         bump_histogram(c, key, old, false).await?;
@@ -80,7 +94,11 @@ async fn write_score(c: &mut Conn, user: &str, w: &ScoreWrite) -> Result<(), DbE
 }
 
 /// Records the inbox key; false (nothing to do) when the event was handled before.
-async fn first_delivery(c: &mut Conn, inbox: &InboxKey, now: DateTime<Utc>) -> Result<bool, DbError> {
+async fn first_delivery(
+    c: &mut Conn,
+    inbox: &InboxKey,
+    now: DateTime<Utc>,
+) -> Result<bool, DbError> {
     record_inbox(c, inbox, now).await
 }
 
@@ -136,8 +154,7 @@ impl LeaderboardRepo for Mssql {
                     if !first_delivery(c, inbox, now).await? {
                         return Ok(Tx::Rollback(Applied::AlreadyProcessed));
                     }
-                    c.execute(sql::DAY_OPEN, &[&day(d), &ms(now)])
-                        .await?;
+                    c.execute(sql::DAY_OPEN, &[&day(d), &ms(now)]).await?;
                     Ok(Tx::Commit(Applied::Now))
                 })
             })
@@ -156,7 +173,9 @@ impl LeaderboardRepo for Mssql {
             self.write("leaderboard.apply_attempt", |c, _| {
                 Box::pin(async move {
                     if !first_delivery(c, inbox, now).await? {
-                        return Ok(Tx::Rollback(AttemptApplied::Applied(Applied::AlreadyProcessed)));
+                        return Ok(Tx::Rollback(AttemptApplied::Applied(
+                            Applied::AlreadyProcessed,
+                        )));
                     }
                     let user = a.user_id.as_str();
                     c.execute(sql::PLAYER_INSERT, &[&user, &a.display_name.as_str()])
@@ -171,7 +190,10 @@ impl LeaderboardRepo for Mssql {
                                 col::<i32>(row, 0, "current_streak")?.into(),
                                 "current_streak",
                             )?,
-                            best: unsigned(col::<i32>(row, 1, "best_streak")?.into(), "best_streak")?,
+                            best: unsigned(
+                                col::<i32>(row, 1, "best_streak")?.into(),
+                                "best_streak",
+                            )?,
                             last_played: opt_col::<NaiveDate>(row, 2, "last_played")?
                                 .map(parse_day)
                                 .transpose()?,

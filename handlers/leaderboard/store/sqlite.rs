@@ -2,12 +2,12 @@
 //! histogram `leaderboard_histogram` (score -> players) is updated in the same transaction, so
 //! a rank is `1 + SUM(players above)` over a few hundred rows, whatever the number of players.
 
-use crate::platform::store::sqlite::{Sqlite, db, parse_day, record_inbox, ts};
 use crate::kernel::{QuizDay, Streak, UserId};
 use crate::leaderboard::scoring::{self, PlayerBefore, ScoreWrite, boards_of, rank_page};
 use crate::leaderboard::{
     AttemptApplied, BoardRow, LeaderboardRepo, PlayerStats, RankedRow, ScoredAttempt, Standing,
 };
+use crate::platform::store::sqlite::{Sqlite, db, parse_day, record_inbox, ts};
 use crate::platform::store::{Applied, InboxKey, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -65,12 +65,18 @@ fn write_score(tx: &Transaction<'_>, user: &str, w: &ScoreWrite) -> Result<(), S
     bump_histogram(tx, &w.period_key, w.score, 1)
 }
 
-fn board_score(tx: &Transaction<'_>, key: &str, user: &str) -> Result<Option<(u32, u32)>, StoreError> {
-    tx.prepare_cached("SELECT score, quizzes FROM leaderboard_scores WHERE period_key = ?1 AND user_id = ?2")
-        .map_err(db)?
-        .query_row(params![key, user], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()
-        .map_err(db)
+fn board_score(
+    tx: &Transaction<'_>,
+    key: &str,
+    user: &str,
+) -> Result<Option<(u32, u32)>, StoreError> {
+    tx.prepare_cached(
+        "SELECT score, quizzes FROM leaderboard_scores WHERE period_key = ?1 AND user_id = ?2",
+    )
+    .map_err(db)?
+    .query_row(params![key, user], |r| Ok((r.get(0)?, r.get(1)?)))
+    .optional()
+    .map_err(db)
 }
 
 #[async_trait]

@@ -39,14 +39,12 @@ pub const PLAYER_COUNT: &str = "SELECT COALESCE(SUM(CAST(players AS bigint)), 0)
 
 /// Valid T-SQL that sqlparser 0.59's `MsSqlDialect` rejects: `(statement, construct, reason,
 /// (from, to))`; see `platform::store::mssql::sql::PARSER_GAPS`.
-pub const PARSER_GAPS: &[(&str, &str, &str, (&str, &str))] = &[
-    (
-        "BOARD_PAGE",
-        "FETCH NEXT @P2 ROWS ONLY",
-        "sqlparser 0.59 accepts only a literal row count after FETCH; T-SQL accepts a parameter",
-        ("FETCH NEXT @P2", "FETCH NEXT 50"),
-    ),
-];
+pub const PARSER_GAPS: &[(&str, &str, &str, (&str, &str))] = &[(
+    "BOARD_PAGE",
+    "FETCH NEXT @P2 ROWS ONLY",
+    "sqlparser 0.59 accepts only a literal row count after FETCH; T-SQL accepts a parameter",
+    ("FETCH NEXT @P2", "FETCH NEXT 50"),
+)];
 
 /// `(name, statement)` for every constant above.
 pub fn all_statements() -> Vec<(&'static str, &'static str)> {

@@ -278,7 +278,10 @@ impl OidcVerifier {
         }
         let principal = self.principal_of(&claims)?;
         self.authorize(&claims, &principal)?;
-        let mut cache = self.verified.write().unwrap_or_else(PoisonError::into_inner);
+        let mut cache = self
+            .verified
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         if cache.len() >= VERIFIED_CACHE_MAX {
             cache.clear();
         }
@@ -299,7 +302,9 @@ impl OidcVerifier {
         }
         let scp = claims.get("scp").and_then(Value::as_str);
         let has_roles = claims.get("roles").is_some_and(|r| !r.is_null())
-            || claims.get(&self.settings.roles_claim).is_some_and(|r| !r.is_null());
+            || claims
+                .get(&self.settings.roles_claim)
+                .is_some_and(|r| !r.is_null());
         let app_only = claims.get("idtyp").and_then(Value::as_str) == Some("app")
             || (scp.is_none() && has_roles);
         if app_only {
@@ -425,13 +430,29 @@ impl OidcVerifier {
         match self.fetch().await {
             Ok(set) => {
                 *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Some(set);
-                self.verified.write().unwrap_or_else(PoisonError::into_inner).clear();
+                self.verified
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clear();
                 Ok(())
             }
-            Err(e) if self.keys.read().unwrap_or_else(PoisonError::into_inner).is_none() => Err(e),
+            Err(e)
+                if self
+                    .keys
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .is_none() =>
+            {
+                Err(e)
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "JWKS refresh failed; keeping the last good keys");
-                if let Some(k) = self.keys.write().unwrap_or_else(PoisonError::into_inner).as_mut() {
+                if let Some(k) = self
+                    .keys
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .as_mut()
+                {
                     // Try again after the rate limit, not on every request.
                     k.fetched = Instant::now();
                     k.fresh_until = Instant::now() + self.settings.min_refresh;
@@ -488,7 +509,9 @@ impl OidcVerifier {
             let Some(kid) = jwk.common.key_id.clone() else {
                 continue;
             };
-            use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, KeyAlgorithm, PublicKeyUse};
+            use jsonwebtoken::jwk::{
+                AlgorithmParameters, EllipticCurve, KeyAlgorithm, PublicKeyUse,
+            };
             // Only signature keys: `use` absent or `sig`.
             if jwk
                 .common
@@ -512,7 +535,10 @@ impl OidcVerifier {
                 .key_algorithm
                 .is_some_and(|declared| declared != key_alg)
             {
-                tracing::warn!(kid, "skipping JWK whose 'alg' is not RS256/ES256 for its type");
+                tracing::warn!(
+                    kid,
+                    "skipping JWK whose 'alg' is not RS256/ES256 for its type"
+                );
                 continue;
             }
             match DecodingKey::from_jwk(jwk) {

@@ -54,9 +54,11 @@ impl PoisonTable {
 
     /// In replay mode: the reason the replayed message was refused again, if it was.
     pub fn still_poison(&self) -> Option<String> {
-        self.replay
-            .as_ref()
-            .and_then(|slot| slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone())
+        self.replay.as_ref().and_then(|slot| {
+            slot.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone()
+        })
     }
 
     /// Stores the message and answers the host "done" (so it is not redelivered).
@@ -68,7 +70,9 @@ impl PoisonTable {
         reason: &str,
     ) -> Result<InvocationResponse, InvocationFailure> {
         if let Some(slot) = &self.replay {
-            *slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(reason.to_owned());
+            *slot
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(reason.to_owned());
             return Ok(InvocationResponse::logs(vec![format!(
                 "{consumer}: replayed message is still poison: {reason}"
             )]));

@@ -81,16 +81,20 @@ impl ServerLimits {
         let num = |name: &'static str, default: u64, range: std::ops::RangeInclusive<u64>| {
             match string_var(get, name) {
                 None => Ok(default),
-                Some(v) => v.parse::<u64>().ok().filter(|n| range.contains(n)).ok_or_else(|| {
-                    err(
-                        name,
-                        format!(
-                            "'{v}' is not a whole number from {} to {}",
-                            range.start(),
-                            range.end()
-                        ),
-                    )
-                }),
+                Some(v) => v
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| range.contains(n))
+                    .ok_or_else(|| {
+                        err(
+                            name,
+                            format!(
+                                "'{v}' is not a whole number from {} to {}",
+                                range.start(),
+                                range.end()
+                            ),
+                        )
+                    }),
             }
         };
         Ok(Self {
@@ -109,8 +113,11 @@ impl ServerLimits {
                 d.body_timeout.as_secs(),
                 1..=600,
             )?),
-            max_connections: num("QOTD_HTTP_MAX_CONNECTIONS", d.max_connections as u64, 1..=100_000)?
-                as usize,
+            max_connections: num(
+                "QOTD_HTTP_MAX_CONNECTIONS",
+                d.max_connections as u64,
+                1..=100_000,
+            )? as usize,
             max_inflight_body: num("QOTD_HTTP_MAX_INFLIGHT_BODY_MIB", 64, 4..=4096)? as usize
                 * 1024
                 * 1024,
@@ -355,7 +362,11 @@ async fn respond_inner<H: Handler>(
     }
     let method = match parts.method {
         Method::HEAD => Method::GET,
-        Method::GET | Method::POST | Method::PUT | Method::DELETE | Method::PATCH
+        Method::GET
+        | Method::POST
+        | Method::PUT
+        | Method::DELETE
+        | Method::PATCH
         | Method::OPTIONS => parts.method.clone(),
         other => {
             return Problem::new(
@@ -479,8 +490,9 @@ async fn read_limited(
             continue;
         };
         if total + data.len() > limit {
-            return Err(Problem::payload_too_large(limit)
-                .with_header(header::CONNECTION, "close".into()));
+            return Err(
+                Problem::payload_too_large(limit).with_header(header::CONNECTION, "close".into())
+            );
         }
         if declared.is_none() {
             reserve(data.len(), &mut permit)?;
@@ -518,7 +530,11 @@ fn rewrite_error_answer(buf: &[u8]) -> Option<Vec<u8>> {
     } else if buf.starts_with(b"HTTP/1.1 414 ") {
         (414, "uri-too-long", "the request target is too long")
     } else if buf.starts_with(b"HTTP/1.1 431 ") {
-        (431, "headers-too-large", "the request headers are too large")
+        (
+            431,
+            "headers-too-large",
+            "the request headers are too large",
+        )
     } else {
         return None;
     };
@@ -615,10 +631,22 @@ mod tests {
 
     #[test]
     fn dot_segments_are_found_raw_and_encoded() {
-        for bad in ["/a/../b", "/dev/oidc/%2e%2e/x", "/.", "/a/%2E/b", "/a/.%2e", "/.."] {
+        for bad in [
+            "/a/../b",
+            "/dev/oidc/%2e%2e/x",
+            "/.",
+            "/a/%2E/b",
+            "/a/.%2e",
+            "/..",
+        ] {
             assert!(has_dot_segment(bad), "{bad}");
         }
-        for ok in ["/api/quizzes/2026-01-01", "/a/.well-known/x", "/a/...", "/a/b.c"] {
+        for ok in [
+            "/api/quizzes/2026-01-01",
+            "/a/.well-known/x",
+            "/a/...",
+            "/a/b.c",
+        ] {
             assert!(!has_dot_segment(ok), "{ok}");
         }
     }
@@ -650,7 +678,8 @@ mod tests {
 
     #[test]
     fn hyper_error_answers_get_problem_bodies() {
-        let raw = b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\ndate: x\r\n\r\n";
+        let raw =
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\ndate: x\r\n\r\n";
         let out = String::from_utf8(rewrite_error_answer(raw).unwrap()).unwrap();
         assert!(out.starts_with("HTTP/1.1 431 "), "{out}");
         assert!(out.contains("application/problem+json"), "{out}");

@@ -79,7 +79,10 @@ impl OpenAiGenerator {
     }
 
     fn remember_model(run: &Run<'_>, reply: &Reply) {
-        let mut model = run.model.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut model = run
+            .model
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if model.is_none() {
             model.clone_from(&reply.model);
         }
@@ -378,7 +381,12 @@ impl OpenAiGenerator {
         if let Some(bad) = questions.iter().find_map(|q| q.validate().err()) {
             return Err(format!("the assembled quiz is invalid: {bad}"));
         }
-        let model = match run.model.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone() {
+        let model = match run
+            .model
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+        {
             Some(m) if m != self.settings.deployment => {
                 format!("{} ({m})", self.settings.deployment)
             }

@@ -1,10 +1,12 @@
 //! `QuizRepo` on SQL Server (`quiz.quizzes`, `quiz.questions`, `quiz.attempts`, `quiz.reports`).
 
 use super::tsql as sql;
-use crate::platform::store::mssql::{Conn, DbError, Mssql, Tx, col, day, insert_event, ms, opt_text, parse_day, text, unsigned};
 use crate::kernel::{QuizDay, UserId};
 use crate::platform::events::NewEvent;
 use crate::platform::store::StoreError;
+use crate::platform::store::mssql::{
+    Conn, DbError, Mssql, Tx, col, day, insert_event, ms, opt_text, parse_day, text, unsigned,
+};
 use crate::quiz::{
     Attempt, Difficulty, Inserted, Provenance, Question, QuestionReport, Quiz, QuizRepo,
     QuizSource, RecentQuestions, Replaced,

@@ -1,9 +1,9 @@
 //! `QuizRepo` on SQLite (`quiz_quizzes`, `quiz_questions`, `quiz_attempts`).
 
-use crate::platform::store::sqlite::{Sqlite, db, insert_event, parse_day, parse_ts, ts};
 use crate::kernel::{QuizDay, UserId};
 use crate::platform::events::NewEvent;
 use crate::platform::store::StoreError;
+use crate::platform::store::sqlite::{Sqlite, db, insert_event, parse_day, parse_ts, ts};
 use crate::quiz::{
     Attempt, Difficulty, Inserted, Provenance, Question, QuestionReport, Quiz, QuizRepo,
     QuizSource, RecentQuestions, Replaced,

@@ -28,14 +28,12 @@ pub const REPORTS_PAGE: &str = "SELECT quiz_date, question_id, user_id, reason, 
 
 /// Valid T-SQL that sqlparser 0.59's `MsSqlDialect` rejects: `(statement, construct, reason,
 /// (from, to))`; see `platform::store::mssql::sql::PARSER_GAPS`.
-pub const PARSER_GAPS: &[(&str, &str, &str, (&str, &str))] = &[
-    (
-        "REPORTS_PAGE",
-        "FETCH NEXT @P1 ROWS ONLY",
-        "sqlparser 0.59 accepts only a literal row count after FETCH; T-SQL accepts a parameter",
-        ("FETCH NEXT @P1", "FETCH NEXT 50"),
-    ),
-];
+pub const PARSER_GAPS: &[(&str, &str, &str, (&str, &str))] = &[(
+    "REPORTS_PAGE",
+    "FETCH NEXT @P1 ROWS ONLY",
+    "sqlparser 0.59 accepts only a literal row count after FETCH; T-SQL accepts a parameter",
+    ("FETCH NEXT @P1", "FETCH NEXT 50"),
+)];
 
 /// `(name, statement)` for every constant above.
 pub fn all_statements() -> Vec<(&'static str, &'static str)> {

@@ -1,10 +1,10 @@
 //! `UsersRepo` on SQL Server (`users.profiles`).
 
 use super::tsql as sql;
-use crate::platform::store::mssql::{Conn, DbError, Mssql, Tx, col, insert_event, ms, text};
 use crate::kernel::{DisplayName, UserId};
 use crate::platform::events::NewEvent;
 use crate::platform::store::StoreError;
+use crate::platform::store::mssql::{Conn, DbError, Mssql, Tx, col, insert_event, ms, text};
 use crate::users::{Profile, Registration, UsersRepo};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

@@ -1,9 +1,9 @@
 //! `UsersRepo` on SQLite (`users_profiles`).
 
-use crate::platform::store::sqlite::{Sqlite, db, insert_event, parse_ts, ts};
 use crate::kernel::{DisplayName, UserId};
 use crate::platform::events::NewEvent;
 use crate::platform::store::StoreError;
+use crate::platform::store::sqlite::{Sqlite, db, insert_event, parse_ts, ts};
 use crate::users::{Profile, Registration, UsersRepo};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};

@@ -9,8 +9,7 @@ pub const PROFILE_SELECT: &str =
 
 /// Valid T-SQL that sqlparser 0.59's `MsSqlDialect` rejects: `(statement, construct, reason,
 /// (from, to))`; see `platform::store::mssql::sql::PARSER_GAPS`.
-pub const PARSER_GAPS: &[(&str, &str, &str, (&str, &str))] = &[
-];
+pub const PARSER_GAPS: &[(&str, &str, &str, (&str, &str))] = &[];
 
 /// `(name, statement)` for every constant above.
 pub fn all_statements() -> Vec<(&'static str, &'static str)> {

@@ -216,7 +216,9 @@ impl EventStore for Mssql {
             .read("poison.list", |c, _| {
                 Box::pin(async move {
                     let rows = c.query(sql::POISON_LIST, &[&consumer, &limit]).await?;
-                    rows.iter().map(poison_of).collect::<Result<Vec<_>, DbError>>()
+                    rows.iter()
+                        .map(poison_of)
+                        .collect::<Result<Vec<_>, DbError>>()
                 })
             })
             .await?)
