@@ -639,6 +639,23 @@ async fn keys_not_for_signing_and_insecure_jwks_uris_are_not_used() {
         matches!(v.verify(&sign(&enc, &claims)).await, Err(AuthError::Rejected(m)) if m.contains("not published"))
     );
 
+    // An EC key published as P-384 is not an ES256 key, whatever its coordinates.
+    let (base2, state2) = start_issuer(|b| format!("{b}/issuer")).await;
+    let ec = ec_key("ec-384");
+    let mut jwk = ec.jwk.clone();
+    if let jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(p) = &mut jwk.algorithm {
+        p.curve = jsonwebtoken::jwk::EllipticCurve::P384;
+    }
+    state2.lock().unwrap().jwks = vec![jwk];
+    let v2 = verifier_authz(&base2, Authorization::default());
+    let mut c2 = claims.clone();
+    c2["iss"] = json!(format!("{base2}/issuer"));
+    let got = v2.verify(&sign(&ec, &c2)).await;
+    assert!(
+        matches!(&got, Err(AuthError::Rejected(m)) if m.contains("not published")),
+        "{got:?}"
+    );
+
     // A discovery document pointing at a plain-http, non-loopback JWKS is refused.
     for bad in [
         "http://localhost.evil.example/keys",
