@@ -23,6 +23,8 @@ pub struct TestApp {
     _temp: Option<tempfile::TempDir>,
     pub http: reqwest::Client,
     env: Vec<(String, String)>,
+    /// What the process logged on stderr so far.
+    pub logs: Logs,
 }
 
 impl Drop for TestApp {
@@ -32,14 +34,24 @@ impl Drop for TestApp {
     }
 }
 
-fn forward_logs(reader: impl std::io::Read + Send + 'static) {
+/// Log lines the process wrote to stderr (at the `QOTD_LOG` level the test chose).
+pub type Logs = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+fn forward_logs(reader: impl std::io::Read + Send + 'static) -> Logs {
+    let logs = Logs::default();
+    let keep = logs.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(reader).lines().map_while(Result::ok) {
             if std::env::var_os("TEST_LOG").is_some() {
                 eprintln!("[qotd] {line}");
             }
+            let mut kept = keep.lock().unwrap();
+            if kept.len() < 10_000 {
+                kept.push(line);
+            }
         }
     });
+    logs
 }
 
 fn log_level() -> &'static str {
@@ -78,7 +90,7 @@ fn start_local(dir: &Path, env: &[(&str, &str)]) -> TestApp {
         .spawn()
         .expect("spawn qotd local");
     let stdout = child.stdout.take().unwrap();
-    forward_logs(child.stderr.take().unwrap());
+    let logs = forward_logs(child.stderr.take().unwrap());
     let mut lines = BufReader::new(stdout).lines();
     let mut base = None;
     let mut handler = None;
@@ -111,6 +123,7 @@ fn start_local(dir: &Path, env: &[(&str, &str)]) -> TestApp {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+        logs,
     }
 }
 
@@ -142,7 +155,7 @@ pub async fn spawn_serve_with(env: &[(&str, &str)]) -> TestApp {
         .spawn()
         .expect("spawn qotd serve");
     forward_logs(child.stdout.take().unwrap());
-    forward_logs(child.stderr.take().unwrap());
+    let logs = forward_logs(child.stderr.take().unwrap());
     let url = format!("http://127.0.0.1:{port}");
     let app = TestApp {
         child,
@@ -152,6 +165,7 @@ pub async fn spawn_serve_with(env: &[(&str, &str)]) -> TestApp {
         _temp: Some(temp),
         http: reqwest::Client::new(),
         env: Vec::new(),
+        logs,
     };
     app.wait_ready().await;
     app
