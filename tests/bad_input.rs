@@ -904,7 +904,9 @@ async fn slow_and_idle_clients_are_cut_off_and_connections_are_capped() {
         let partial = if i % 2 == 0 {
             "GET /api/health HTTP/1.1\r\nhost: x\r\nx-slow: ".to_owned()
         } else {
-            format!("POST /api/users/me HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"a")
+            format!(
+                "POST /api/users/me HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"a"
+            )
         };
         s.write_all(partial.as_bytes()).await.unwrap();
         drop(s);
