@@ -5,7 +5,7 @@
 use crate::app::App;
 use crate::app::Settings;
 use crate::kernel::QuizDay;
-use crate::platform::auth::dev_issuer::DevIssuer;
+use crate::platform::auth::dev_issuer::{self, DevIssuer};
 use crate::platform::clock::{Clock, SystemClock};
 use crate::platform::config;
 use crate::platform::functions::local_host::LocalHost;
@@ -61,9 +61,16 @@ enum Command {
         /// Display name claim.
         #[arg(long)]
         name: Option<String>,
-        /// Role to grant (repeatable), e.g. --role admin.
-        #[arg(long = "role", value_parser = ["admin"])]
+        /// Role to grant (repeatable), e.g. --role admin, or --role quiz.service with
+        /// --no-scope for an app-only (service) token.
+        #[arg(long = "role")]
         roles: Vec<String>,
+        /// Scope to put in `scp` (repeatable; default: quiz.play).
+        #[arg(long = "scope", conflicts_with = "no_scope")]
+        scopes: Vec<String>,
+        /// Mint a token without `scp` (app-only, as a client-credentials token looks).
+        #[arg(long)]
+        no_scope: bool,
         /// Lifetime in minutes (1 to 10080).
         #[arg(long, default_value_t = 720, value_parser = clap::value_parser!(u64).range(1..=10080))]
         ttl_minutes: u64,
@@ -92,6 +99,67 @@ enum Command {
         /// The day, YYYY-MM-DD (default: today, UTC).
         #[arg(long)]
         date: Option<String>,
+        #[arg(long, default_value = ".qotd")]
+        data_dir: PathBuf,
+    },
+    /// Inspect the outbox (events committed but not yet published).
+    Outbox {
+        #[command(subcommand)]
+        command: OutboxCommand,
+    },
+    /// List, replay or drop poison messages (events a consumer refused). Uses QOTD_DATABASE_URL
+    /// (else sqlite://<data-dir>/qotd.db), SQLite and SQL Server alike.
+    Poison {
+        #[command(subcommand)]
+        command: PoisonCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum OutboxCommand {
+    /// Pending events, the age of the oldest, per topic, and the poison count.
+    Status {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = ".qotd")]
+        data_dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum PoisonCommand {
+    /// List poison messages, oldest first.
+    List {
+        /// Only this consumer (consumer name or function name, e.g. LeaderboardOnAttemptEvaluated).
+        #[arg(long)]
+        consumer: Option<String>,
+        /// At most this many (1 to 1000).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1000))]
+        limit: u64,
+        /// Print JSON (with payloads) instead of text.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = ".qotd")]
+        data_dir: PathBuf,
+    },
+    /// Re-run poison messages through their consumer (idempotent); replayed ones are removed.
+    Replay {
+        /// The poison message id (from `qotd poison list`).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<i64>,
+        /// Replay every poison message (of --consumer).
+        #[arg(long)]
+        all: bool,
+        /// With --all: only this consumer.
+        #[arg(long, requires = "all")]
+        consumer: Option<String>,
+        #[arg(long, default_value = ".qotd")]
+        data_dir: PathBuf,
+    },
+    /// Delete one poison message without replaying it.
+    Drop {
+        id: i64,
         #[arg(long, default_value = ".qotd")]
         data_dir: PathBuf,
     },
@@ -131,18 +199,35 @@ async fn run(command: Command) -> anyhow::Result<()> {
             user,
             name,
             roles,
+            scopes,
+            no_scope,
             ttl_minutes,
             data_dir,
         } => {
             crate::kernel::UserId::parse(&user)
                 .map_err(|e| anyhow::anyhow!("--user '{user}': {e}"))?;
+            for (flag, v) in roles
+                .iter()
+                .map(|r| ("--role", r))
+                .chain(scopes.iter().map(|s| ("--scope", s)))
+            {
+                if v.is_empty() || !v.chars().all(|c| c.is_ascii_graphic()) {
+                    anyhow::bail!("{flag} '{v}': expected one name without spaces");
+                }
+            }
+            let scopes = match (no_scope, scopes.is_empty()) {
+                (true, _) => Vec::new(),
+                (false, true) => vec![dev_issuer::DEFAULT_SCOPE.to_owned()],
+                (false, false) => scopes,
+            };
             let issuer = DevIssuer::load_or_create(&data_dir)?;
             println!(
                 "{}",
-                issuer.mint(
+                issuer.mint_scoped(
                     &user,
                     name.as_deref(),
                     &roles,
+                    &scopes,
                     Duration::from_secs(ttl_minutes * 60)
                 )?
             );
@@ -162,6 +247,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             };
             migrate(&url, down, status).await
         }
+        Command::Outbox { command } => outbox_command(command).await,
+        Command::Poison { command } => poison_command(command).await,
         Command::Generate { date, data_dir } => {
             let day = match date {
                 Some(raw) => QuizDay::parse(&raw).map_err(|e| anyhow::anyhow!("--date: {e}"))?,
@@ -180,6 +267,101 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     println!("the quiz for {day} already exists; nothing changed")
                 }
             }
+            Ok(())
+        }
+    }
+}
+
+/// Builds the app for an operations command: the environment's database (or the data dir's
+/// SQLite file), logs on stderr at warn unless QOTD_LOG says otherwise.
+async fn ops_app(data_dir: &std::path::Path) -> anyhow::Result<Arc<App>> {
+    let settings = local_settings(data_dir)?;
+    telemetry::init(settings.log_json);
+    App::build(settings).await
+}
+
+async fn outbox_command(command: OutboxCommand) -> anyhow::Result<()> {
+    let OutboxCommand::Status { json, data_dir } = command;
+    let app = ops_app(&data_dir).await?;
+    let r = app.outbox_report().await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(());
+    }
+    let age = |a: Option<u64>| a.map_or("-".to_owned(), |s| format!("{s}s"));
+    println!("pending: {}", r.pending);
+    println!("oldest:  {}", age(r.oldest_age_seconds));
+    println!("poison:  {}", r.poison);
+    for t in &r.topics {
+        println!(
+            "  {:<32} pending {:>6}  oldest {}",
+            t.topic,
+            t.pending,
+            age(t.oldest_age_seconds)
+        );
+    }
+    Ok(())
+}
+
+async fn poison_command(command: PoisonCommand) -> anyhow::Result<()> {
+    match command {
+        PoisonCommand::List {
+            consumer,
+            limit,
+            json,
+            data_dir,
+        } => {
+            let app = ops_app(&data_dir).await?;
+            let list = app.poison_list(consumer.as_deref(), limit as usize).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+                return Ok(());
+            }
+            if list.is_empty() {
+                println!("no poison messages");
+            }
+            for m in &list {
+                println!(
+                    "{:>6}  {}  {}  {}  {}",
+                    m.id,
+                    m.received_at,
+                    m.consumer,
+                    m.message_id.as_deref().unwrap_or("-"),
+                    m.reason.chars().take(200).collect::<String>()
+                );
+            }
+            Ok(())
+        }
+        PoisonCommand::Replay {
+            id,
+            all,
+            consumer,
+            data_dir,
+        } => {
+            let app = ops_app(&data_dir).await?;
+            let results = if all {
+                let s = app.poison_replay_all(consumer.as_deref()).await?;
+                println!(
+                    "replayed {}, still poison {}, failed {}",
+                    s.replayed, s.still_poison, s.failed
+                );
+                s.results
+            } else {
+                let id = id.ok_or_else(|| anyhow::anyhow!("give a poison message id or --all"))?;
+                vec![app.poison_replay(id).await?]
+            };
+            for r in &results {
+                println!("{:>6}  {}  {}", r.id, r.outcome, r.detail);
+            }
+            if results.iter().any(|r| r.outcome == "failed") {
+                anyhow::bail!("some replays failed; they stay in the poison table");
+            }
+            Ok(())
+        }
+        PoisonCommand::Drop { id, data_dir } => {
+            let app = ops_app(&data_dir).await?;
+            app.poison_drop(id).await?;
+            println!("dropped poison message {id}");
             Ok(())
         }
     }
@@ -266,9 +448,11 @@ async fn serve() -> anyhow::Result<()> {
     let port = config::handler_port(|k| std::env::var(k).ok())?;
     let settings = Settings::from_env()?;
     telemetry::init(settings.log_json);
-    let listener = TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| {
-        anyhow::anyhow!("cannot listen on 127.0.0.1:{port} (FUNCTIONS_CUSTOMHANDLER_PORT): {e}")
-    })?;
+    let listener = server::bind(SocketAddr::from(([127, 0, 0, 1], port)))
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!("cannot listen on 127.0.0.1:{port} (FUNCTIONS_CUSTOMHANDLER_PORT): {e}")
+        })?;
     let app = App::build(settings).await?;
     app.set_self_url(format!("http://127.0.0.1:{port}"));
     tracing::info!(port, "qotd handler listening");
@@ -298,10 +482,20 @@ async fn run_handler(
         let app = app.clone();
         tokio::spawn(async move { app.catch_up().await });
     }
+    tokio::spawn(
+        app.clone()
+            .run_metrics(app.settings.metrics_interval, shutdown.clone()),
+    );
     let mut stop = shutdown.clone();
-    server::serve(listener, app, async move {
-        let _ = stop.changed().await;
-    })
+    let limits = app.settings.http.clone();
+    server::serve_with(
+        listener,
+        app,
+        async move {
+            let _ = stop.changed().await;
+        },
+        limits,
+    )
     .await;
 }
 
@@ -338,11 +532,11 @@ fn stage(dir: &std::path::Path, force: bool) -> anyhow::Result<()> {
 async fn local(addr: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
     let settings = local_settings(&data_dir)?;
     telemetry::init(settings.log_json);
-    let host_listener = TcpListener::bind(addr)
+    let host_listener = server::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on --addr {addr}: {e}"))?;
     let host_addr = host_listener.local_addr()?;
-    let handler_listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+    let handler_listener = server::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     let handler_url = format!("http://{}", handler_listener.local_addr()?);
     let app = App::build(settings).await?;
     app.set_self_url(handler_url.clone());
@@ -375,11 +569,17 @@ async fn local(addr: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
     println!(
         "then:         curl -H \"Authorization: Bearer $TOKEN\" http://{host_addr}/api/quizzes/today"
     );
+    let limits = app.settings.http.clone();
     let handler = tokio::spawn(run_handler(app, handler_listener, shutdown.clone()));
     let mut stop = shutdown.clone();
-    server::serve(host_listener, host, async move {
-        let _ = stop.changed().await;
-    })
+    server::serve_with(
+        host_listener,
+        host,
+        async move {
+            let _ = stop.changed().await;
+        },
+        limits,
+    )
     .await;
     let _ = handler.await;
     Ok(())

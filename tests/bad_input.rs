@@ -49,7 +49,7 @@ impl Forger {
     }
     fn claims(&self, user: &str) -> Value {
         let now = jsonwebtoken::get_current_timestamp();
-        json!({"iss": "urn:qotd:local-dev-issuer", "aud": "qotd-local", "sub": user, "iat": now, "nbf": now, "exp": now + 600})
+        json!({"iss": "urn:qotd:local-dev-issuer", "aud": "qotd-local", "sub": user, "scp": "quiz.play", "iat": now, "nbf": now, "exp": now + 600})
     }
     fn with(&self, user: &str, change: impl FnOnce(&mut Value)) -> String {
         let mut c = self.claims(user);
@@ -195,6 +195,36 @@ async fn bad_input_gets_precise_4xx_problems_and_changes_nothing() {
             "control",
         ),
         register(
+            "zero-width space",
+            Body::Json(json!({"displayName": "\u{200B}"})),
+            422,
+            "U+200B",
+        ),
+        register(
+            "blank Braille pattern",
+            Body::Json(json!({"displayName": "\u{2800}\u{2800}"})),
+            422,
+            "visible",
+        ),
+        register(
+            "Hangul filler",
+            Body::Json(json!({"displayName": "\u{3164}"})),
+            422,
+            "U+3164",
+        ),
+        register(
+            "byte order mark",
+            Body::Json(json!({"displayName": "Ada\u{FEFF}"})),
+            422,
+            "U+FEFF",
+        ),
+        register(
+            "right-to-left override",
+            Body::Json(json!({"displayName": "evil\u{202E}gnp.exe"})),
+            422,
+            "U+202E",
+        ),
+        register(
             "body over 64 KiB",
             Body::Json(json!({"displayName": "x".repeat(70 * 1024)})),
             413,
@@ -284,6 +314,13 @@ async fn bad_input_gets_precise_4xx_problems_and_changes_nothing() {
             "answers",
         ),
         attempt("no answers", &today, Body::Json(json!({})), 422, "answers"),
+        attempt(
+            "trailing bytes after the JSON body",
+            &today,
+            raw("application/json", "{\"answers\":[1,1,1,1,1]}\u{0}garbage"),
+            400,
+            "only whitespace may follow",
+        ),
         attempt(
             "another day",
             "2026-01-01",
@@ -446,8 +483,72 @@ async fn bad_input_gets_precise_4xx_problems_and_changes_nothing() {
                 kid: "rotated-away".into(),
             }
             .sign(real.claims("player")),
-            "'rotated-away'",
+            "not published",
         ),
+        auth(
+            "crit header",
+            {
+                let input = format!(
+                    "{}.{}",
+                    b64(&json!({"alg": "RS256", "kid": kid, "crit": ["x-ext"], "x-ext": 1})),
+                    b64(&real.claims("player"))
+                );
+                let sig = jsonwebtoken::crypto::sign(input.as_bytes(), &real.key, Algorithm::RS256)
+                    .unwrap();
+                format!("{input}.{sig}")
+            },
+            "crit",
+        ),
+        auth(
+            "iss as an array",
+            real.with("player", |c| {
+                c["iss"] = json!(["urn:qotd:local-dev-issuer"])
+            }),
+            "'iss'",
+        ),
+        auth(
+            "exp = 2^63",
+            real.with("player", |c| c["exp"] = json!(1u64 << 63)),
+            "'exp'",
+        ),
+        auth(
+            "ID token (nonce)",
+            real.with("player", |c| c["nonce"] = json!("abc")),
+            "ID token",
+        ),
+        auth(
+            "neither scp nor roles",
+            real.with("player", |c| {
+                c.as_object_mut().unwrap().remove("scp");
+            }),
+            "neither 'scp' nor 'roles'",
+        ),
+        auth("blank subject", real.with(" ", |_| {}), "subject"),
+        auth(
+            "invisible subject",
+            real.with("\u{200B}", |_| {}),
+            "subject",
+        ),
+        Case {
+            status: 403,
+            ..auth(
+                "delegated token without the scope",
+                real.with("player", |c| c["scp"] = json!("User.Read")),
+                "'quiz.play'",
+            )
+        },
+        Case {
+            status: 403,
+            ..auth(
+                "app-only token without the service role",
+                real.with("player", |c| {
+                    c.as_object_mut().unwrap().remove("scp");
+                    c["idtyp"] = json!("app");
+                    c["roles"] = json!(["admin"]);
+                }),
+                "'quiz.service'",
+            )
+        },
         Case {
             name: "player calls admin",
             method: Method::POST,
@@ -547,4 +648,277 @@ async fn bad_input_gets_precise_4xx_problems_and_changes_nothing() {
         .await;
     assert_eq!((status, profile["displayName"].as_str()), (201, Some(name)));
     assert_eq!(app.db_count("SELECT COUNT(*) FROM users_profiles"), 2);
+}
+
+/// Sends raw bytes and returns what the server answered within two seconds.
+async fn raw_http(base: &str, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let _ = s.write_all(request).await;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+    while let Ok(Ok(n)) = tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+        // One complete answer is enough.
+        let text = String::from_utf8_lossy(&out);
+        if let Some(end) = text.find("\r\n\r\n") {
+            let len = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                })
+                .unwrap_or(0);
+            if out.len() >= end + 4 + len {
+                break;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn black_box_probe_findings_are_fixed() {
+    let app = spawn_local().await;
+    let token = app.register("prober").await;
+    let invocation = json!({"Data": {"message": "{}"}, "Metadata": {}}).to_string();
+    let post = |path: &str| {
+        format!(
+            "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{invocation}",
+            invocation.len()
+        )
+    };
+    let get = |path: &str| {
+        format!(
+            "GET {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\nconnection: close\r\n\r\n"
+        )
+    };
+    // (name, listener, request, expected status line start, must be problem+json)
+    let cases: Vec<(&str, &str, String, &str, bool)> = vec![
+        (
+            "raw dot segments to an internal function",
+            &app.base,
+            post("/dev/oidc/../../LeaderboardOnAttemptEvaluated"),
+            "HTTP/1.1 400",
+            true,
+        ),
+        (
+            "encoded dot segments to an internal function",
+            &app.base,
+            post("/dev/oidc/%2e%2e/%2E%2E/LeaderboardOnUserRegistered"),
+            "HTTP/1.1 400",
+            true,
+        ),
+        (
+            "encoded dot segment in a route parameter",
+            &app.base,
+            get("/api/quizzes/%2e%2e"),
+            "HTTP/1.1 400",
+            true,
+        ),
+        (
+            "dev issuer prefix is not forwarded",
+            &app.base,
+            get("/dev/oidc/anything"),
+            "HTTP/1.1 404",
+            true,
+        ),
+        (
+            "internal function on the public port",
+            &app.base,
+            post("/LeaderboardOnAttemptEvaluated"),
+            "HTTP/1.1 404",
+            true,
+        ),
+        (
+            "CONNECT",
+            &app.base,
+            "CONNECT example.com:443 HTTP/1.1\r\nhost: example.com:443\r\n\r\n".into(),
+            "HTTP/1.1 405",
+            true,
+        ),
+        (
+            "CONNECT to the handler",
+            &app.handler,
+            "CONNECT example.com:443 HTTP/1.1\r\nhost: example.com:443\r\n\r\n".into(),
+            "HTTP/1.1 405",
+            true,
+        ),
+        (
+            "oversize Expect: 100-continue",
+            &app.base,
+            format!(
+                "POST /api/users/me HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: 104857600\r\nexpect: 100-continue\r\n\r\n"
+            ),
+            "HTTP/1.1 413",
+            true,
+        ),
+        (
+            "oversize Content-Length on the handler",
+            &app.handler,
+            "POST /api/users/me HTTP/1.1\r\nhost: x\r\ncontent-length: 5000000\r\n\r\n".into(),
+            "HTTP/1.1 413",
+            true,
+        ),
+        (
+            "HEAD on a read route",
+            &app.base,
+            format!(
+                "HEAD /api/quizzes/today HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\nconnection: close\r\n\r\n"
+            ),
+            "HTTP/1.1 200",
+            false,
+        ),
+        (
+            "garbage request line",
+            &app.base,
+            "\x01\x02 nonsense\r\n\r\n".into(),
+            "HTTP/1.1 400",
+            true,
+        ),
+        (
+            "URI too long",
+            &app.base,
+            get(&format!("/api/{}", "a".repeat(9000))),
+            "HTTP/1.1 414",
+            true,
+        ),
+        (
+            "headers too large",
+            &app.base,
+            format!(
+                "GET /api/health HTTP/1.1\r\nhost: x\r\nx-big: {}\r\n\r\n",
+                "b".repeat(40_000)
+            ),
+            "HTTP/1.1 431",
+            true,
+        ),
+        (
+            "headers far too large",
+            &app.base,
+            format!(
+                "GET /api/health HTTP/1.1\r\nhost: x\r\nx-big: {}\r\n\r\n",
+                "b".repeat(100_000)
+            ),
+            "HTTP/1.1 431",
+            true,
+        ),
+    ];
+    for (name, base, request, status, problem) in cases {
+        let answer = raw_http(base, request.as_bytes()).await;
+        assert!(answer.starts_with(status), "{name}: {answer:.300}");
+        assert!(!answer.contains("100 Continue"), "{name}: {answer:.300}");
+        if problem {
+            assert!(
+                answer
+                    .to_ascii_lowercase()
+                    .contains("content-type: application/problem+json"),
+                "{name}: {answer:.300}"
+            );
+            assert!(
+                answer.contains("urn:qotd:problem:"),
+                "{name}: {answer:.300}"
+            );
+        }
+    }
+    // HEAD is answered like GET, without the body.
+    let head = raw_http(&app.base, format!("HEAD /api/quizzes/today HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\nconnection: close\r\n\r\n").as_bytes()).await;
+    let (_, body) = head.split_once("\r\n\r\n").unwrap();
+    assert!(body.is_empty(), "HEAD has no body: {body:.100}");
+    assert!(
+        head.to_ascii_lowercase().contains("content-length: "),
+        "{head}"
+    );
+    // Still alive, and nothing was applied through the internal protocol.
+    assert_eq!(app.get("/api/health", &token).await.0, 200);
+    assert_eq!(
+        app.db_count("SELECT COUNT(*) FROM platform_poison"),
+        0,
+        "no invocation got through"
+    );
+}
+
+#[tokio::test]
+async fn slow_and_idle_clients_are_cut_off_and_connections_are_capped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_local_with(&[
+        ("QOTD_HTTP_HEADER_TIMEOUT_SECONDS", "1"),
+        ("QOTD_HTTP_IDLE_TIMEOUT_SECONDS", "1"),
+        ("QOTD_HTTP_BODY_TIMEOUT_SECONDS", "1"),
+        ("QOTD_HTTP_MAX_CONNECTIONS", "20"),
+    ])
+    .await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    // A body that never completes gets a 408 problem after the body timeout.
+    let token = app.register("slow").await;
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(format!("POST /api/users/me HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"disp").as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), slow.read(&mut answer))
+        .await
+        .expect("answered within the body timeout")
+        .unwrap();
+    let text = String::from_utf8_lossy(&answer[..n]);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("request-timeout"), "{text}");
+
+    // 60 idle sockets: 20 are held until the header timeout, the rest are closed at once.
+    let mut idle = Vec::new();
+    for _ in 0..60 {
+        idle.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    let started = std::time::Instant::now();
+    let mut closed_at_once = 0;
+    for s in &mut idle {
+        let mut b = [0u8; 16];
+        match tokio::time::timeout(std::time::Duration::from_millis(300), s.read(&mut b)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => closed_at_once += 1,
+            _ => {}
+        }
+    }
+    assert!(
+        closed_at_once >= 40,
+        "over-cap connections are closed: {closed_at_once}"
+    );
+    // Within a few seconds every idle socket is gone and the service answers again.
+    for s in &mut idle {
+        let mut b = [0u8; 16];
+        let r = tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut b)).await;
+        assert!(
+            matches!(r, Ok(Ok(0)) | Ok(Err(_))),
+            "idle connection closed: {r:?}"
+        );
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(app.get("/api/health", &token).await.0, 200);
+
+    // Clients that go away mid-headers or mid-body are routine: nothing at ERROR.
+    for i in 0..50 {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let partial = if i % 2 == 0 {
+            "GET /api/health HTTP/1.1\r\nhost: x\r\nx-slow: ".to_owned()
+        } else {
+            format!(
+                "POST /api/users/me HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"a"
+            )
+        };
+        s.write_all(partial.as_bytes()).await.unwrap();
+        drop(s);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let errors: Vec<String> = app
+        .logs
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("ERROR"))
+        .cloned()
+        .collect();
+    assert!(errors.is_empty(), "disconnects are not errors: {errors:#?}");
 }

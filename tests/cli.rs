@@ -79,9 +79,23 @@ fn bad_values_are_named_and_exit_non_zero() {
         ),
         (&["token", "--user", "", "--data-dir", d], &[], "--user"),
         (
-            &["token", "--user", "a", "--role", "root", "--data-dir", d],
+            &["token", "--user", "a", "--role", "ro ot", "--data-dir", d],
             &[],
-            "root",
+            "ro ot",
+        ),
+        (
+            &[
+                "token",
+                "--user",
+                "a",
+                "--scope",
+                "x",
+                "--no-scope",
+                "--data-dir",
+                d,
+            ],
+            &[],
+            "--no-scope",
         ),
         (
             &[
@@ -237,4 +251,56 @@ fn stage_writes_exactly_what_the_functions_host_needs() {
     let (code, _, stderr) = qotd(&["stage", "--force", dir.to_str().unwrap()], &[]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(files_under(&dir), expected);
+}
+
+#[tokio::test]
+async fn dev_tokens_carry_the_scope_and_the_rejections_show_locally() {
+    let app = common::spawn_local().await;
+    let d = app.data_dir.to_str().unwrap().to_owned();
+    let token = |extra: &[&str]| {
+        let mut args = vec!["token", "--user", "cli-user", "--data-dir", d.as_str()];
+        args.extend_from_slice(extra);
+        let (code, out, err) = qotd(&args, &[]);
+        assert_eq!(code, 0, "{err}");
+        out.trim().to_owned()
+    };
+    let cases: Vec<(&str, Vec<&str>, u16, &str)> = vec![
+        ("default scope", vec![], 200, ""),
+        (
+            "explicit scopes",
+            vec!["--scope", "openid", "--scope", "quiz.play"],
+            200,
+            "",
+        ),
+        (
+            "another scope",
+            vec!["--scope", "User.Read"],
+            403,
+            "quiz.play",
+        ),
+        ("no scope, no role", vec!["--no-scope"], 403, "quiz.service"),
+        (
+            "app-only service",
+            vec!["--no-scope", "--role", "quiz.service"],
+            200,
+            "",
+        ),
+    ];
+    for (name, extra, status, needle) in cases {
+        let t = token(&extra);
+        let (got, body) = app.get("/api/users/me", &t).await;
+        let got_status = if got == 404 { 200 } else { got };
+        assert_eq!(got_status, status, "{name}: {body}");
+        if !needle.is_empty() {
+            assert!(
+                body["detail"].as_str().unwrap_or_default().contains(needle),
+                "{name}: {body}"
+            );
+            assert_eq!(
+                body["type"].as_str().map(|t| t.is_empty()),
+                Some(false),
+                "{name}: {body}"
+            );
+        }
+    }
 }

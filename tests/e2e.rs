@@ -400,3 +400,185 @@ async fn answers_written_as_integral_numbers_count_as_whole_numbers() {
         .collect();
     assert_eq!(chosen, [0, 1, 2, 3, 0]);
 }
+
+#[tokio::test]
+async fn a_restarted_instance_reclaims_its_dead_predecessors_leases_at_once() {
+    let app = spawn_local_with(&[("QOTD_LOCAL_TIMERS", "false")]).await;
+    let token = app.register("leased").await;
+    eventually(WAIT, || async {
+        (app.db_count("SELECT COUNT(*) FROM platform_outbox WHERE sent_at IS NULL") == 0)
+            .then_some(())
+    })
+    .await;
+    let mut app = app;
+    app.kill();
+    // Make the registration event look exactly like a row the killed dispatcher had claimed
+    // and not yet published: leased to it for ten more minutes.
+    let owner = std::fs::read_to_string(app.data_dir.join("dispatcher-id"))
+        .expect("a stable dispatcher id");
+    let conn = rusqlite::Connection::open(app.data_dir.join("qotd.db")).unwrap();
+    let until = (chrono::Utc::now() + chrono::Duration::minutes(10))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let n = conn
+        .execute(
+            "UPDATE platform_outbox SET sent_at = NULL, claimed_by = ?1, claimed_until = ?2",
+            rusqlite::params![format!("dispatcher-{}", owner.trim()), until],
+        )
+        .unwrap();
+    assert!(n >= 1);
+    drop(conn);
+    let restarted = app.restart_with(&[("QOTD_LOCAL_TIMERS", "false")]).await;
+    let started = std::time::Instant::now();
+    eventually(Duration::from_secs(10), || async {
+        (restarted.db_count("SELECT COUNT(*) FROM platform_outbox WHERE sent_at IS NULL") == 0)
+            .then_some(())
+    })
+    .await;
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // Redelivered, applied once.
+    let _ = token;
+    assert_eq!(
+        restarted.db_count("SELECT COUNT(*) FROM leaderboard_players"),
+        1
+    );
+}
+
+#[tokio::test]
+async fn operators_list_replay_and_drop_poison_messages_over_http_and_the_cli() {
+    let app = spawn_local_with(&[("QOTD_LOCAL_TIMERS", "false")]).await;
+    let admin = app.token("operator", &["admin"]);
+    let player = app.register("plain").await;
+    // Two poison rows as a bug would have left them: one valid event (the bug is fixed now),
+    // one that can never be processed.
+    let ghost = json!({
+        "id": "019c467f-5f30-7c3a-9e51-b04d7f2e0001", "source": "/qotd", "specversion": "1.0",
+        "type": "qotd.UserRegistered.v1", "time": "2026-02-10T07:41:18.512Z", "subject": "users/ghost",
+        "datacontenttype": "application/json",
+        "data": {"userId": "ghost", "displayName": "Ghost", "registeredAt": "2026-02-10T07:41:18.512Z"}
+    })
+    .to_string();
+    {
+        let conn = rusqlite::Connection::open(app.data_dir.join("qotd.db")).unwrap();
+        for (payload, reason) in [(ghost.as_str(), "bug 42"), ("not json", "unparsable")] {
+            conn.execute(
+                "INSERT INTO platform_poison (consumer, message_id, payload, reason, received_at) VALUES ('leaderboard.user-registered', NULL, ?1, ?2, '2026-02-10T07:41:19.000Z')",
+                rusqlite::params![payload, reason],
+            )
+            .unwrap();
+        }
+    }
+    let (status, _) = app.get("/api/admin/poison", &player).await;
+    assert_eq!(status, 403, "admin only");
+    let (status, list) = app
+        .get(
+            "/api/admin/poison?consumer=LeaderboardOnUserRegistered",
+            &admin,
+        )
+        .await;
+    assert_eq!(status, 200, "{list}");
+    let ids: Vec<i64> = list["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2, "{list}");
+    assert_eq!(
+        list["messages"][0]["function"],
+        "LeaderboardOnUserRegistered"
+    );
+    let (status, body) = app.get("/api/admin/poison?consumer=nobody", &admin).await;
+    assert_eq!(
+        (status, body["type"].as_str()),
+        (400, Some("urn:qotd:problem:bad-request"))
+    );
+    let (status, outbox) = app.get("/api/admin/outbox", &admin).await;
+    assert_eq!(status, 200, "{outbox}");
+    assert_eq!(outbox["poison"], 2, "{outbox}");
+    assert!(
+        outbox["pending"].is_u64() && outbox["topics"].is_array(),
+        "{outbox}"
+    );
+
+    let replay = |id: i64| {
+        let (app, admin) = (&app, admin.clone());
+        async move {
+            app.call(
+                Method::POST,
+                &format!("/api/admin/poison/{id}/replay"),
+                Some(&admin),
+                None,
+            )
+            .await
+        }
+    };
+    let (status, r) = replay(ids[0]).await;
+    assert_eq!(
+        (status, r["outcome"].as_str()),
+        (200, Some("replayed")),
+        "{r}"
+    );
+    assert_eq!(
+        app.db_count("SELECT COUNT(*) FROM leaderboard_players WHERE user_id = 'ghost'"),
+        1
+    );
+    let (status, _) = replay(ids[0]).await;
+    assert_eq!(status, 404, "a replayed message is gone");
+    let (status, r) = replay(ids[1]).await;
+    assert_eq!(
+        (status, r["outcome"].as_str()),
+        (200, Some("still-poison")),
+        "{r}"
+    );
+    assert_eq!(
+        app.db_count("SELECT COUNT(*) FROM platform_poison"),
+        1,
+        "kept, and no new row"
+    );
+    let (status, _) = app
+        .call(Method::DELETE, "/api/admin/poison/abc", Some(&admin), None)
+        .await;
+    assert_eq!(status, 400);
+
+    // The same through the command line.
+    let d = app.data_dir.to_str().unwrap();
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(BIN)
+            .args(args)
+            .args(["--data-dir", d])
+            .env("QOTD_LOG", "error")
+            .env_remove("QOTD_DATABASE_URL")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = cli(&["poison", "list"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        out.contains("unparsable") && !out.contains("bug 42"),
+        "{out}"
+    );
+    let (code, out) = cli(&[
+        "poison",
+        "replay",
+        "--all",
+        "--consumer",
+        "leaderboard.user-registered",
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("still poison 1"), "{out}");
+    let (code, out) = cli(&["outbox", "status"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        out.contains("pending:") && out.contains("poison:  1"),
+        "{out}"
+    );
+    let (code, _) = cli(&["poison", "drop", &ids[1].to_string()]);
+    assert_eq!(code, Some(0));
+    let (code, _) = cli(&["poison", "drop", &ids[1].to_string()]);
+    assert_eq!(code, Some(1), "dropping twice names the missing id");
+    assert_eq!(app.db_count("SELECT COUNT(*) FROM platform_poison"), 0);
+}

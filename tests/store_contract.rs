@@ -692,6 +692,114 @@ async fn poison_messages_are_kept_with_their_reason(b: Backend) {
             b.name
         );
         s.events.ping().await.unwrap();
+        // Listing (oldest first, by consumer), reading one, deleting one.
+        let listed = s.events.poison_list(Some(&consumer), 10).await.unwrap();
+        assert_eq!(listed.len(), 2, "{}", b.name);
+        assert!(listed[0].id < listed[1].id);
+        assert_eq!(
+            (
+                listed[0].message_id.as_deref(),
+                listed[0].payload.as_str(),
+                listed[0].reason.as_str()
+            ),
+            (Some("m-1"), "{bad", "not JSON")
+        );
+        assert_eq!(listed[1].message_id, None);
+        assert_eq!(
+            s.events
+                .poison_list(Some(&consumer), 1)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        let total = s.events.poison_total().await.unwrap();
+        assert!(total >= 2);
+        assert!(s.events.poison_list(None, 1000).await.unwrap().len() >= 2);
+        assert_eq!(
+            s.events.poison_get(listed[1].id).await.unwrap().as_ref(),
+            Some(&listed[1])
+        );
+        assert!(s.events.poison_delete(listed[1].id).await.unwrap());
+        assert!(
+            !s.events.poison_delete(listed[1].id).await.unwrap(),
+            "{}: gone",
+            b.name
+        );
+        assert_eq!(s.events.poison_get(listed[1].id).await.unwrap(), None);
+        assert_eq!(s.events.poison_count(&consumer).await.unwrap(), 1);
+    }
+}
+
+async fn outbox_status_counts_and_a_restarted_owner_reclaims_its_leases(b: Backend) {
+    {
+        let s = &b.stores;
+        pending_topics(s, "drain").await;
+        let t = tag();
+        let before = Utc::now() - ChronoDuration::seconds(1);
+        for i in 0..3 {
+            let p = Profile {
+                user_id: user(&t, i),
+                display_name: DisplayName::parse("X").unwrap(),
+                registered_at: Utc::now(),
+            };
+            s.users
+                .register(&p, &event(EventType::UserRegistered, &format!("{t}-{i}")))
+                .await
+                .unwrap();
+        }
+        let status = s.events.outbox_status().await.unwrap();
+        assert_eq!(status.pending, 3, "{}", b.name);
+        assert_eq!(status.topics.len(), 1, "{}: {status:?}", b.name);
+        assert_eq!(status.topics[0].pending, 3);
+        assert!(status.oldest.is_some_and(|o| o >= before), "{status:?}");
+        let now = Utc::now();
+        let owner = format!("dispatcher-{t}");
+        let claimed = s
+            .events
+            .claim_pending(&owner, 10, Duration::from_secs(60), now)
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 3);
+        assert!(
+            s.events
+                .claim_pending("other", 10, Duration::from_secs(60), now)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            s.events.outbox_status().await.unwrap().pending,
+            3,
+            "claimed is still pending"
+        );
+        // The owner's process died and came back: its leases return at once, nobody else's.
+        assert_eq!(s.events.reclaim_leases("someone-else").await.unwrap(), 0);
+        assert_eq!(
+            s.events.reclaim_leases(&owner).await.unwrap(),
+            3,
+            "{}",
+            b.name
+        );
+        let again = s
+            .events
+            .claim_pending(&owner, 10, Duration::from_secs(60), now)
+            .await
+            .unwrap();
+        assert_eq!(again.len(), 3);
+        s.events
+            .mark_sent(
+                &owner,
+                &again.iter().map(|e| e.seq).collect::<Vec<_>>(),
+                now,
+            )
+            .await
+            .unwrap();
+        let status = s.events.outbox_status().await.unwrap();
+        assert_eq!(
+            (status.pending, status.oldest, status.topics.len()),
+            (0, None, 0)
+        );
     }
 }
 
@@ -827,6 +935,7 @@ contract![
     concurrent_redelivery_of_one_event_has_one_effect,
     outbox_claims_are_leases_and_two_dispatchers_get_disjoint_rows,
     poison_messages_are_kept_with_their_reason,
+    outbox_status_counts_and_a_restarted_owner_reclaims_its_leases,
     one_report_per_user_per_question_newest_first,
     the_dispatcher_publishes_each_event_once_and_keeps_failures_pending,
 ];

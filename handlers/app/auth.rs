@@ -5,7 +5,7 @@
 use super::App;
 use crate::kernel::QuizDay;
 use crate::platform::auth::dev_issuer;
-use crate::platform::auth::oidc::{OidcSettings, OidcVerifier};
+use crate::platform::auth::oidc::{Authorization, OidcSettings, OidcVerifier};
 use crate::platform::auth::{AuthError, Principal, bearer_token};
 use crate::platform::http::{ApiRequest, Problem, RequestContext};
 
@@ -34,6 +34,11 @@ impl App {
                     roles_claim: a.roles_claim.clone(),
                     leeway: std::time::Duration::from_secs(30),
                     min_refresh: a.min_jwks_refresh,
+                    authorization: Authorization {
+                        required_scope: a.required_scope.clone(),
+                        service_role: a.service_role.clone(),
+                        allowed_policies: a.allowed_policies.clone(),
+                    },
                 },
                 self.http.clone(),
             )
@@ -46,6 +51,7 @@ impl App {
             .map_err(|e| Problem::unauthorized(e.to_string()))?;
         self.verifier().verify(token).await.map_err(|e| match e {
             AuthError::Rejected(why) => Problem::unauthorized(why),
+            AuthError::Forbidden(why) => Problem::forbidden(why),
             AuthError::IssuerUnavailable(why) => Problem::unavailable(why),
         })
     }

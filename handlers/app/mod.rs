@@ -4,6 +4,7 @@
 //! that span contexts. Nothing outside this folder knows more than one context.
 
 mod auth;
+mod ops;
 mod router;
 pub mod settings;
 mod views;
@@ -190,11 +191,15 @@ impl App {
             quiz: QuizService::new(quiz::store::repo(db), self.generator.clone(), clock.clone()),
             leaderboard: Leaderboard::new(leaderboard::store::repo(db), clock.clone()),
             poison: PoisonTable::new(events.clone(), clock.clone()),
-            dispatcher: Arc::new(Dispatcher::new(
-                events.clone(),
-                self.publisher.clone(),
-                clock.clone(),
-            )),
+            // A stable owner per instance, so a restarted instance reclaims its own leases.
+            dispatcher: Arc::new(
+                Dispatcher::new(events.clone(), self.publisher.clone(), clock.clone()).with_owner(
+                    crate::platform::outbox::stable_owner(
+                        self.settings.instance_id.as_deref(),
+                        &self.settings.data_dir,
+                    ),
+                ),
+            ),
             events,
         });
         if self.services.set(services).is_ok() {

@@ -44,7 +44,13 @@ pub fn access_of(function: &str) -> Option<Access> {
         | "QuizReportQuestion"
         | "Leaderboard"
         | "LeaderboardMe" => Access::Player,
-        "AdminGenerateQuiz" | "AdminListReports" => Access::Admin,
+        "AdminGenerateQuiz"
+        | "AdminListReports"
+        | "AdminOutboxStatus"
+        | "AdminPoisonList"
+        | "AdminPoisonReplay"
+        | "AdminPoisonReplayAll"
+        | "AdminPoisonDrop" => Access::Admin,
         _ => return None,
     })
 }
@@ -120,6 +126,11 @@ impl App {
             "AdminListReports" => quiz::http::admin_reports(q, ctx, req).await,
             "Leaderboard" => leaderboard::http::board(board, ctx, req).await,
             "LeaderboardMe" => leaderboard::http::me(board, ctx, req).await,
+            "AdminOutboxStatus" => self.http_outbox_status(req).await,
+            "AdminPoisonList" => self.http_poison_list(req).await,
+            "AdminPoisonReplay" => self.http_poison_replay(req).await,
+            "AdminPoisonReplayAll" => self.http_poison_replay_all(req).await,
+            "AdminPoisonDrop" => self.http_poison_drop(req).await,
             other => Err(Problem::internal(format!(
                 "function {other} has an HTTP trigger but no handler"
             ))),
@@ -132,6 +143,17 @@ impl App {
         name: &str,
         inv: &InvocationRequest,
     ) -> Result<InvocationResponse, InvocationFailure> {
+        let services = self.invocation_services()?;
+        self.invoke_with(name, inv, &services.poison).await
+    }
+
+    /// `invoke` with the poison table consumers report to (a replay passes its own).
+    pub(super) async fn invoke_with(
+        &self,
+        name: &str,
+        inv: &InvocationRequest,
+        poison: &crate::platform::functions::consumer::PoisonTable,
+    ) -> Result<InvocationResponse, InvocationFailure> {
         let binding = match self.functions.get(name).map(|f| &f.trigger) {
             Some(Trigger::Timer { binding, .. } | Trigger::ServiceBus { binding, .. }) => {
                 binding.clone()
@@ -143,7 +165,7 @@ impl App {
             }
         };
         let services = self.invocation_services()?;
-        let (board, poison) = (&services.leaderboard, &services.poison);
+        let board = &services.leaderboard;
         match name {
             "GenerateDailyQuiz" => {
                 let res = quiz::timer::generate_daily_quiz(&services.quiz, inv, &binding).await;
@@ -240,6 +262,22 @@ fn openapi_document() -> ApiResponse {
 
 #[async_trait]
 impl Handler for App {
+    /// Function routes take API bodies (64 KiB); `POST /{FunctionName}` invocations, sent by
+    /// the host on loopback, up to the server's 4 MiB.
+    fn body_limit(&self, method: &Method, path: &str) -> usize {
+        match self.functions.route(method, path) {
+            RouteMatch::NotFound if *method == Method::POST => {
+                let name = path.trim_start_matches('/');
+                if self.functions.get(name).is_some() {
+                    crate::platform::http::server::MAX_BODY
+                } else {
+                    MAX_API_BODY
+                }
+            }
+            _ => MAX_API_BODY,
+        }
+    }
+
     async fn handle(&self, req: ApiRequest) -> ApiResponse {
         if req.path == "/" && req.header("x-azure-functions-invocationid").is_none() {
             return json_response(StatusCode::OK, &serde_json::json!({}));

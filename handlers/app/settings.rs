@@ -3,7 +3,9 @@
 //! `platform::config`); secret values are never printed.
 
 use crate::platform::auth::dev_issuer;
+use crate::platform::auth::oidc::check_issuer_url;
 use crate::platform::config::{AuthSettings, ConfigError, bool_var, err, string_var};
+use crate::platform::http::server::ServerLimits;
 use crate::platform::identity::CredentialKind;
 use crate::platform::servicebus::ServiceBusSettings;
 use crate::platform::store::DatabaseUrl;
@@ -36,6 +38,14 @@ pub struct Settings {
     pub credential: CredentialKind,
     /// The player page's sign-in settings and the API's CORS origins.
     pub web: WebSettings,
+    /// Timeouts and caps of the HTTP listeners (`QOTD_HTTP_*`).
+    pub http: ServerLimits,
+    /// The platform's id of this instance, stable across restarts (`WEBSITE_INSTANCE_ID` on
+    /// App Service/Functions, `CONTAINER_APP_REPLICA_NAME` on Container Apps): the outbox
+    /// dispatcher's lease owner.
+    pub instance_id: Option<String>,
+    /// `QOTD_METRICS_INTERVAL_SECONDS`: how often the operations metrics are logged (0 = never).
+    pub metrics_interval: Duration,
 }
 
 /// What the player page needs to sign in (served by `GET /api/web-config`), and which other
@@ -107,15 +117,7 @@ impl Settings {
         let dev_issuer = bool_var(&get, "QOTD_DEV_ISSUER", false)?;
         let metadata_url = string_var(&get, "QOTD_AUTH_METADATA_URL");
         if let Some(url) = &metadata_url {
-            if !(url.starts_with("https://")
-                || url.starts_with("http://127.0.0.1")
-                || url.starts_with("http://localhost"))
-            {
-                return Err(err(
-                    "QOTD_AUTH_METADATA_URL",
-                    format!("'{url}' must be an https:// URL (plain http only on loopback)"),
-                ));
-            }
+            check_issuer_url(url).map_err(|p| err("QOTD_AUTH_METADATA_URL", p))?;
         } else if !dev_issuer {
             return Err(err(
                 "QOTD_AUTH_METADATA_URL",
@@ -159,6 +161,8 @@ impl Settings {
                     )
                 })?,
         };
+        let (required_scope, service_role, allowed_policies) =
+            AuthSettings::authorization_from(&get)?;
         let log_json = match string_var(&get, "QOTD_LOG_FORMAT").as_deref() {
             None | Some("text") => false,
             Some("json") => true,
@@ -179,6 +183,9 @@ impl Settings {
                 roles_claim: claim("QOTD_AUTH_ROLES_CLAIM", "roles")?,
                 dev_issuer,
                 min_jwks_refresh: Duration::from_secs(min_refresh_secs),
+                required_scope,
+                service_role,
+                allowed_policies,
             },
             log_json,
             dispatch_in_process: bool_var(&get, "QOTD_DISPATCH_IN_PROCESS", true)?,
@@ -189,6 +196,25 @@ impl Settings {
             sql: SqlSettings::from_lookup(&get)?,
             credential: CredentialKind::from_lookup(&get)?,
             web: WebSettings::from_lookup(&get)?,
+            http: ServerLimits::from_lookup(&get)?,
+            instance_id: ["WEBSITE_INSTANCE_ID", "CONTAINER_APP_REPLICA_NAME"]
+                .iter()
+                .find_map(|v| string_var(&get, v)),
+            metrics_interval: Duration::from_secs(
+                match string_var(&get, "QOTD_METRICS_INTERVAL_SECONDS") {
+                    None => 60,
+                    Some(v) => v
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|s| *s <= 86_400)
+                        .ok_or_else(|| {
+                            err(
+                                "QOTD_METRICS_INTERVAL_SECONDS",
+                                format!("'{v}' is not a whole number of seconds from 0 to 86400"),
+                            )
+                        })?,
+                },
+            ),
         })
     }
 
@@ -255,16 +281,23 @@ mod tests {
             (
                 &[
                     ("QOTD_DEV_ISSUER", "true"),
-                    ("QOTD_CORS_ALLOWED_ORIGINS", "https://a.example/path"),
+                    ("QOTD_AUTH_METADATA_URL", "http://localhost.evil.example/x"),
                 ],
-                "QOTD_CORS_ALLOWED_ORIGINS",
+                "QOTD_AUTH_METADATA_URL",
             ),
             (
                 &[
                     ("QOTD_DEV_ISSUER", "true"),
-                    ("QOTD_WEB_AUTHORITY", "http://evil.example"),
+                    ("QOTD_AUTH_METADATA_URL", "http://127.0.0.1@evil.example/x"),
                 ],
-                "QOTD_WEB_AUTHORITY",
+                "QOTD_AUTH_METADATA_URL",
+            ),
+            (
+                &[
+                    ("QOTD_DEV_ISSUER", "true"),
+                    ("QOTD_AUTH_REQUIRED_SCOPE", "a b"),
+                ],
+                "QOTD_AUTH_REQUIRED_SCOPE",
             ),
             (
                 &[("QOTD_DEV_ISSUER", "true"), ("QOTD_LOG_FORMAT", "xml")],
@@ -300,5 +333,15 @@ mod tests {
             (s.auth.subject_claim.as_str(), s.auth.roles_claim.as_str()),
             ("sub", "roles")
         );
+        assert_eq!(s.auth.required_scope, "quiz.play");
+        assert_eq!(s.auth.service_role, "quiz.service");
+        for ok in [
+            "https://login.example/x",
+            "http://localhost:7071/x",
+            "http://127.0.0.5/x",
+            "http://[::1]:80/x",
+        ] {
+            check_issuer_url(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
     }
 }

@@ -9,7 +9,8 @@ use std::fmt;
 
 /// A stable player identifier: the subject claim of the caller's token.
 ///
-/// Contract: 1..=128 characters, no control characters. Compared byte for byte.
+/// Contract: 1..=128 characters, no control or invisible characters, not blank-looking and not
+/// padded with white space. Compared byte for byte.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct UserId(String);
 
@@ -28,6 +29,15 @@ impl UserId {
         if raw.chars().any(char::is_control) {
             return Err("user id must not contain control characters".into());
         }
+        if let Some(c) = raw.chars().find(|c| is_invisible(*c)) {
+            return Err(format!(
+                "user id must not contain invisible or bidi-control characters (found U+{:04X})",
+                c as u32
+            ));
+        }
+        if raw.trim() != raw || is_blank_looking(raw) {
+            return Err("user id must not be blank or padded with white space".into());
+        }
         Ok(Self(raw.to_owned()))
     }
 
@@ -42,9 +52,37 @@ impl fmt::Display for UserId {
     }
 }
 
+/// Format characters (general category Cf: zero-width spaces and joiners, bidi embeddings,
+/// overrides and isolates, the BOM, tags, ...), the line and paragraph separators (Zl, Zp) and
+/// the Hangul fillers: characters that render as nothing or reorder the text around them.
+/// Table from Unicode 16.0 `DerivedGeneralCategory.txt`.
+pub fn is_invisible(c: char) -> bool {
+    matches!(c as u32,
+        0x00AD | 0x0600..=0x0605 | 0x061C | 0x06DD | 0x070F | 0x0890..=0x0891 | 0x08E2
+        | 0x180E | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x2064 | 0x2066..=0x206F
+        | 0xFEFF | 0xFFF9..=0xFFFB | 0x110BD | 0x110CD | 0x13430..=0x1343F | 0x1BCA0..=0x1BCA3
+        | 0x1D173..=0x1D17A | 0xE0001 | 0xE0020..=0xE007F
+        // Zl, Zp
+        | 0x2028 | 0x2029
+        // Hangul fillers (Lo, but blank)
+        | 0x115F | 0x1160 | 0x3164 | 0xFFA0)
+}
+
+/// True when nothing in `s` would be visible: only white space, invisible characters, the
+/// blank Braille pattern (U+2800), the combining grapheme joiner and variation selectors.
+pub fn is_blank_looking(s: &str) -> bool {
+    s.chars().all(|c| {
+        c.is_whitespace()
+            || c.is_control()
+            || is_invisible(c)
+            || matches!(c as u32, 0x2800 | 0x034F | 0xFE00..=0xFE0F | 0xE0100..=0xE01EF)
+    })
+}
+
 /// A player's public name.
 ///
-/// Contract: trimmed, 1..=40 characters (Unicode scalar values), no control characters.
+/// Contract: trimmed, 1..=40 characters (Unicode scalar values), no control characters, no
+/// invisible or bidi-control characters (`is_invisible`), at least one visible character.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DisplayName(String);
 
@@ -69,6 +107,15 @@ impl DisplayName {
                 "displayName must not contain control characters (found U+{:04X})",
                 c as u32
             ));
+        }
+        if let Some(c) = trimmed.chars().find(|c| is_invisible(*c)) {
+            return Err(format!(
+                "displayName must not contain invisible or bidi-control characters (found U+{:04X})",
+                c as u32
+            ));
+        }
+        if is_blank_looking(trimmed) {
+            return Err("displayName must contain at least one visible character".into());
         }
         Ok(Self(trimmed.to_owned()))
     }
@@ -239,6 +286,39 @@ mod tests {
                 .to_rfc3339(),
             "2026-11-28T00:00:00+00:00"
         );
+    }
+
+    #[test]
+    fn invisible_and_blank_looking_names_and_subjects_are_refused() {
+        for bad in [
+            "\u{200B}",
+            "\u{2800}",
+            "\u{3164}",
+            "\u{FEFF}",
+            "a\u{202E}b",
+            "Ad\u{200B}a",
+            "x\u{2028}y",
+            "\u{115F}\u{1160}",
+            "\u{FFA0}",
+            "a\u{E0041}",
+            "\u{2800}\u{2800}",
+        ] {
+            assert!(DisplayName::parse(bad).is_err(), "{bad:?}");
+            assert!(UserId::parse(bad).is_err(), "{bad:?}");
+        }
+        for bad in [" ", "\u{3000}", " a", "a\t", "\u{00A0}"] {
+            assert!(UserId::parse(bad).is_err(), "{bad:?}");
+        }
+        for ok in [
+            "Ada Lovelace",
+            "José",
+            "李雷",
+            "🙂",
+            "00000000-0000-0000-0000-0000000000aa",
+        ] {
+            assert!(DisplayName::parse(ok).is_ok(), "{ok:?}");
+            assert!(UserId::parse(ok).is_ok(), "{ok:?}");
+        }
     }
 
     #[test]

@@ -15,6 +15,11 @@ use crate::platform::functions::InvocationFailure;
 use crate::platform::functions::consumer::{Handled, PoisonTable, consume};
 use crate::platform::functions::protocol::{InvocationRequest, InvocationResponse};
 
+/// Consumer names (inbox and poison rows carry them).
+pub const USER_REGISTERED: &str = "leaderboard.user-registered";
+pub const QUIZ_GENERATED: &str = "leaderboard.daily-quiz-generated";
+pub const ATTEMPT_EVALUATED: &str = "leaderboard.quiz-attempt-evaluated";
+
 /// `UserRegistered` → the player exists on boards, with their display name.
 pub async fn on_user_registered(
     board: &Leaderboard,
@@ -24,7 +29,7 @@ pub async fn on_user_registered(
 ) -> Result<InvocationResponse, InvocationFailure> {
     consume(
         poison,
-        "leaderboard.user-registered",
+        USER_REGISTERED,
         inv,
         binding,
         EventType::UserRegistered,
@@ -54,7 +59,7 @@ pub async fn on_quiz_generated(
 ) -> Result<InvocationResponse, InvocationFailure> {
     consume(
         poison,
-        "leaderboard.daily-quiz-generated",
+        QUIZ_GENERATED,
         inv,
         binding,
         EventType::DailyQuizGenerated,
@@ -79,7 +84,7 @@ pub async fn on_attempt_evaluated(
 ) -> Result<InvocationResponse, InvocationFailure> {
     consume(
         poison,
-        "leaderboard.quiz-attempt-evaluated",
+        ATTEMPT_EVALUATED,
         inv,
         binding,
         EventType::QuizAttemptEvaluated,

@@ -16,6 +16,59 @@ pub struct AuthSettings {
     pub roles_claim: String,
     pub dev_issuer: bool,
     pub min_jwks_refresh: Duration,
+    /// `QOTD_AUTH_REQUIRED_SCOPE`: the scope a delegated token must list in `scp`.
+    pub required_scope: String,
+    /// `QOTD_AUTH_SERVICE_ROLE`: the app role an app-only token must hold.
+    pub service_role: String,
+    /// `QOTD_AUTH_ALLOWED_POLICIES`: B2C user flows (`tfp`/`acr`) accepted; empty = any.
+    pub allowed_policies: Vec<String>,
+}
+
+impl AuthSettings {
+    /// Reads the authorization settings (`QOTD_AUTH_REQUIRED_SCOPE`, `QOTD_AUTH_SERVICE_ROLE`,
+    /// `QOTD_AUTH_ALLOWED_POLICIES`); each must be a single token of visible ASCII without
+    /// spaces or quotes (a scope name, a role value, a policy id).
+    pub fn authorization_from(
+        get: &impl Fn(&str) -> Option<String>,
+    ) -> Result<(String, String, Vec<String>), ConfigError> {
+        fn word(v: &str) -> bool {
+            !v.is_empty()
+                && v.len() <= 256
+                && v.chars()
+                    .all(|c| c.is_ascii_graphic() && !matches!(c, '"' | '\\' | ','))
+        }
+        let one = |name: &'static str, default: &str| -> Result<String, ConfigError> {
+            let v = string_var(get, name).unwrap_or_else(|| default.to_owned());
+            if word(&v) {
+                Ok(v)
+            } else {
+                Err(err(
+                    name,
+                    format!(
+                        "'{v}' is not a single scope/role name (visible ASCII, no spaces, commas or quotes)"
+                    ),
+                ))
+            }
+        };
+        let scope = one("QOTD_AUTH_REQUIRED_SCOPE", "quiz.play")?;
+        let role = one("QOTD_AUTH_SERVICE_ROLE", "quiz.service")?;
+        let name = "QOTD_AUTH_ALLOWED_POLICIES";
+        let policies: Vec<String> = string_var(get, name)
+            .map(|raw| {
+                raw.split(',')
+                    .map(|p| p.trim().to_owned())
+                    .filter(|p| !p.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(bad) = policies.iter().find(|p| !word(p)) {
+            return Err(err(
+                name,
+                format!("'{bad}' is not a user flow / policy id (e.g. B2C_1_signupsignin)"),
+            ));
+        }
+        Ok((scope, role, policies))
+    }
 }
 
 /// A setting that is missing or malformed.
@@ -96,5 +149,29 @@ mod tests {
         }
         assert!(handler_port(|_| None).is_err());
         assert_eq!(handler_port(|_| Some("8080".into())).unwrap(), 8080);
+    }
+
+    #[test]
+    fn authorization_settings_default_and_are_checked() {
+        let (scope, role, policies) = AuthSettings::authorization_from(&lookup(&[])).unwrap();
+        assert_eq!(
+            (scope.as_str(), role.as_str()),
+            ("quiz.play", "quiz.service")
+        );
+        assert!(policies.is_empty());
+        let (_, _, policies) = AuthSettings::authorization_from(&lookup(&[(
+            "QOTD_AUTH_ALLOWED_POLICIES",
+            " B2C_1_signin , B2C_1_susi,",
+        )]))
+        .unwrap();
+        assert_eq!(policies, ["B2C_1_signin", "B2C_1_susi"]);
+        for (var, bad) in [
+            ("QOTD_AUTH_REQUIRED_SCOPE", "quiz play"),
+            ("QOTD_AUTH_SERVICE_ROLE", "a\"b"),
+            ("QOTD_AUTH_ALLOWED_POLICIES", "ok,b c"),
+        ] {
+            let e = AuthSettings::authorization_from(&lookup(&[(var, bad)])).unwrap_err();
+            assert_eq!(e.variable, var, "{e}");
+        }
     }
 }

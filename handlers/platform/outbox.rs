@@ -115,6 +115,18 @@ impl Dispatcher {
         }
     }
 
+    /// Uses a stable owner id (one per instance or data dir) instead of a random one, so a
+    /// restarted process recognises the leases its dead predecessor held.
+    pub fn with_owner(mut self, owner: String) -> Self {
+        self.owner = owner;
+        self
+    }
+
+    /// The lease owner id this dispatcher claims rows under.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
     /// Asks the background loop to run now (called after a commit that wrote events).
     pub fn nudge(&self) {
         self.nudge.notify_one();
@@ -255,6 +267,17 @@ impl Dispatcher {
         tick: Duration,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) {
+        // A previous process with the same owner id died holding leases: nobody else will
+        // publish those rows before the lease runs out, so take them back now.
+        match self.store.reclaim_leases(&self.owner).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(owner = %self.owner, reclaimed = n, "reclaimed outbox leases of a previous run")
+            }
+            Err(e) => {
+                tracing::warn!(owner = %self.owner, error = %e, "could not reclaim outbox leases; they return when the lease runs out")
+            }
+        }
         loop {
             if let Err(e) = self.drain().await {
                 tracing::error!(error = %e, "outbox dispatch failed; will retry");
@@ -265,6 +288,40 @@ impl Dispatcher {
                 _ = shutdown.changed() => return,
             }
         }
+    }
+}
+
+/// A dispatcher owner id that survives restarts: the platform's instance id when there is one
+/// (`Settings::instance_id`), else one stored in `data_dir/dispatcher-id` (created on first
+/// use), else random.
+pub fn stable_owner(instance_id: Option<&str>, data_dir: &std::path::Path) -> String {
+    if let Some(id) = instance_id {
+        return format!("dispatcher-{}", id.chars().take(150).collect::<String>());
+    }
+    let path = data_dir.join("dispatcher-id");
+    let read = || {
+        std::fs::read_to_string(&path)
+            .ok()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| uuid::Uuid::parse_str(s).is_ok())
+    };
+    if let Some(id) = read() {
+        return format!("dispatcher-{id}");
+    }
+    let fresh = uuid::Uuid::new_v4().to_string();
+    let tmp = data_dir.join(format!("dispatcher-id.{}.tmp", std::process::id()));
+    let written = std::fs::create_dir_all(data_dir)
+        .and_then(|()| std::fs::write(&tmp, &fresh))
+        .and_then(|()| std::fs::hard_link(&tmp, &path));
+    let _ = std::fs::remove_file(&tmp);
+    match (written, read()) {
+        // Whoever linked first wins; everyone reads the winner's id.
+        (_, Some(id)) => format!("dispatcher-{id}"),
+        (Err(e), None) => {
+            tracing::warn!(error = %e, "cannot store a dispatcher id; using a random one");
+            format!("dispatcher-{fresh}")
+        }
+        (Ok(()), None) => format!("dispatcher-{fresh}"),
     }
 }
 

@@ -26,6 +26,8 @@ pub struct TestApp {
     /// For `serve`: from spawning the process to its first answer to `GET /` (the dev
     /// issuer's key is created beforehand, so this is the handler's own start-up).
     pub ready_in: Duration,
+    /// What the process logged on stderr so far.
+    pub logs: Logs,
 }
 
 impl Drop for TestApp {
@@ -35,14 +37,24 @@ impl Drop for TestApp {
     }
 }
 
-fn forward_logs(reader: impl std::io::Read + Send + 'static) {
+/// Log lines the process wrote to stderr (at the `QOTD_LOG` level the test chose).
+pub type Logs = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+fn forward_logs(reader: impl std::io::Read + Send + 'static) -> Logs {
+    let logs = Logs::default();
+    let keep = logs.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(reader).lines().map_while(Result::ok) {
             if std::env::var_os("TEST_LOG").is_some() {
                 eprintln!("[qotd] {line}");
             }
+            let mut kept = keep.lock().unwrap();
+            if kept.len() < 10_000 {
+                kept.push(line);
+            }
         }
     });
+    logs
 }
 
 fn log_level() -> &'static str {
@@ -84,7 +96,7 @@ fn start_local(dir: &Path, env: &[(&str, &str)]) -> TestApp {
         .spawn()
         .expect("spawn qotd local");
     let stdout = child.stdout.take().unwrap();
-    forward_logs(child.stderr.take().unwrap());
+    let logs = forward_logs(child.stderr.take().unwrap());
     let mut lines = BufReader::new(stdout).lines();
     let mut base = None;
     let mut handler = None;
@@ -118,6 +130,7 @@ fn start_local(dir: &Path, env: &[(&str, &str)]) -> TestApp {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         ready_in: Duration::ZERO,
+        logs,
     }
 }
 
@@ -153,7 +166,7 @@ pub async fn spawn_serve_with(env: &[(&str, &str)]) -> TestApp {
         .spawn()
         .expect("spawn qotd serve");
     forward_logs(child.stdout.take().unwrap());
-    forward_logs(child.stderr.take().unwrap());
+    let logs = forward_logs(child.stderr.take().unwrap());
     let url = format!("http://127.0.0.1:{port}");
     let app = TestApp {
         child,
@@ -164,6 +177,7 @@ pub async fn spawn_serve_with(env: &[(&str, &str)]) -> TestApp {
         http: reqwest::Client::new(),
         env: Vec::new(),
         ready_in: Duration::ZERO,
+        logs,
     };
     app.wait_ready().await;
     let mut app = app;

@@ -22,6 +22,8 @@ pub const AUDIENCE: &str = "qotd-local";
 /// Path (under the handler or local host) where the discovery document and keys are served.
 pub const BASE_PATH: &str = "/dev/oidc";
 const KEY_FILE: &str = "dev-issuer-key.pem";
+/// The scope dev tokens carry unless told otherwise (the verifier's default requirement).
+pub const DEFAULT_SCOPE: &str = super::oidc::DEFAULT_SCOPE;
 
 /// A loaded dev signing key.
 pub struct DevIssuer {
@@ -59,12 +61,26 @@ impl DevIssuer {
         Ok(Self { key, jwk, kid })
     }
 
-    /// Signs a token for `user` valid for `ttl`, with optional display name and roles.
+    /// Signs a delegated token for `user` valid for `ttl`, with optional display name and
+    /// roles, carrying the default scope (`scp: "quiz.play"`) as the verifier requires.
     pub fn mint(
         &self,
         user: &str,
         name: Option<&str>,
         roles: &[String],
+        ttl: Duration,
+    ) -> anyhow::Result<String> {
+        self.mint_scoped(user, name, roles, &[DEFAULT_SCOPE.to_owned()], ttl)
+    }
+
+    /// Like `mint`, with the given scopes in `scp` (space-separated); no scopes means no `scp`
+    /// claim at all: an app-only token, accepted only with the service role.
+    pub fn mint_scoped(
+        &self,
+        user: &str,
+        name: Option<&str>,
+        roles: &[String],
+        scopes: &[String],
         ttl: Duration,
     ) -> anyhow::Result<String> {
         let now = jsonwebtoken::get_current_timestamp();
@@ -79,6 +95,11 @@ impl DevIssuer {
         });
         if let Some(name) = name {
             claims["name"] = json!(name);
+        }
+        if scopes.is_empty() {
+            claims["idtyp"] = json!("app");
+        } else {
+            claims["scp"] = json!(scopes.join(" "));
         }
         let header = Header {
             kid: Some(self.kid.clone()),

@@ -27,6 +27,9 @@ impl Principal {
 pub enum AuthError {
     #[error("{0}")]
     Rejected(String),
+    /// The token is genuine but does not grant this API what the request needs (403).
+    #[error("{0}")]
+    Forbidden(String),
     /// The issuer's metadata or keys could not be fetched and none are cached.
     #[error("the token issuer is unreachable: {0}")]
     IssuerUnavailable(String),

@@ -29,11 +29,36 @@ pub enum Handled {
 pub struct PoisonTable {
     events: Arc<dyn EventStore>,
     clock: Arc<dyn Clock>,
+    /// In replay mode, the reason a replayed message is still poison lands here instead of a
+    /// new poison row (the operator keeps the original row).
+    replay: Option<Arc<std::sync::Mutex<Option<String>>>>,
 }
 
 impl PoisonTable {
     pub fn new(events: Arc<dyn EventStore>, clock: Arc<dyn Clock>) -> Self {
-        Self { events, clock }
+        Self {
+            events,
+            clock,
+            replay: None,
+        }
+    }
+
+    /// A table for replaying one stored message: nothing is written; `still_poison` tells
+    /// whether the consumer refused the message again, and why.
+    pub fn for_replay(&self) -> Self {
+        Self {
+            replay: Some(Arc::default()),
+            ..self.clone()
+        }
+    }
+
+    /// In replay mode: the reason the replayed message was refused again, if it was.
+    pub fn still_poison(&self) -> Option<String> {
+        self.replay.as_ref().and_then(|slot| {
+            slot.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone()
+        })
     }
 
     /// Stores the message and answers the host "done" (so it is not redelivered).
@@ -44,6 +69,14 @@ impl PoisonTable {
         payload: &str,
         reason: &str,
     ) -> Result<InvocationResponse, InvocationFailure> {
+        if let Some(slot) = &self.replay {
+            *slot
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(reason.to_owned());
+            return Ok(InvocationResponse::logs(vec![format!(
+                "{consumer}: replayed message is still poison: {reason}"
+            )]));
+        }
         tracing::error!(
             consumer,
             message_id,

@@ -3,9 +3,13 @@
 //!
 //! - HTTP functions: requests on `--addr` whose path matches a function route are forwarded to
 //!   the handler at the same path with the `X-Azure-Functions-*` headers added, as
-//!   `enableForwardingHttpRequest` does; the response goes back unchanged. `GET /` is
-//!   forwarded too when a function routes the site root (otherwise the host answers it). `/dev/oidc/*` is
-//!   forwarded too: the dev issuer stands in for an external identity provider.
+//!   `enableForwardingHttpRequest` does; the response goes back unchanged. `GET /` is forwarded
+//!   when a function routes the site root. Exactly the dev issuer's documents
+//!   (`GET /dev/oidc/.well-known/openid-configuration`, `/dev/oidc/keys`) and its sign-in flow
+//!   (`/dev/oidc/authorize`, `POST /dev/oidc/token`) are forwarded too: the dev issuer stands in for an external identity provider. Nothing
+//!   else reaches the handler: paths with `.`/`..` segments (raw or `%2e`) are refused, and the
+//!   forwarded URL must keep exactly the path that was routed, so the handler's internal
+//!   `POST /{FunctionName}` is never reachable through this port.
 //! - Timer functions: fired on their NCRONTAB schedule (UTC) with a real `TimerInfo` payload.
 //! - Service Bus functions: fed by `LocalBus`, the Service Bus stand-in.
 
@@ -13,7 +17,7 @@ use super::local_bus::HOST_VERSION;
 use super::manifest::{FunctionApp, RouteMatch, Trigger};
 use crate::platform::auth::dev_issuer;
 use crate::platform::clock::Clock;
-use crate::platform::http::server::Handler;
+use crate::platform::http::server::{Handler, has_dot_segment};
 use crate::platform::http::{ApiRequest, ApiResponse, Problem, json_response};
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -167,6 +171,15 @@ impl LocalHost {
             url.push('?');
             url.push_str(&req.query);
         }
+        // The URL parser normalises dot segments (`%2e%2e` included): forward only when the
+        // path it will send is byte for byte the one that was routed.
+        let parsed = reqwest::Url::parse(&url)
+            .map_err(|_| Problem::bad_request("request path cannot be forwarded"))?;
+        if parsed.path() != req.path {
+            return Err(Problem::bad_request(
+                "request path is not in normal form (dot segments or similar); refused",
+            ));
+        }
         let mut headers = req.headers.clone();
         // The handler sees its own address in `Host`; the browser-visible one goes along as
         // `X-Forwarded-Host` (the dev issuer builds its sign-in URLs from it).
@@ -186,7 +199,7 @@ impl LocalHost {
         );
         let res = self
             .http
-            .request(req.method.clone(), &url)
+            .request(req.method.clone(), parsed)
             .headers(headers)
             .body(req.body.clone())
             .send()
@@ -232,7 +245,20 @@ impl Handler for LocalHost {
                 &json!({ "host": "qotd local", "functions": names }),
             );
         }
-        let routed = req.path.starts_with(dev_issuer::BASE_PATH)
+        if has_dot_segment(&req.path) {
+            return Problem::bad_request("request path must not contain '.' or '..' segments")
+                .into_response();
+        }
+        let dev_document = req
+            .path
+            .strip_prefix(dev_issuer::BASE_PATH)
+            .is_some_and(|rest| match (rest, &req.method) {
+                ("/.well-known/openid-configuration" | "/keys", &http::Method::GET) => true,
+                ("/authorize", &http::Method::GET | &http::Method::POST) => true,
+                ("/token", &http::Method::POST) => true,
+                _ => false,
+            });
+        let routed = dev_document
             || match self.functions.route(&req.method, &req.path) {
                 RouteMatch::Found { .. } => true,
                 // CORS preflights go to the handler, which answers them.

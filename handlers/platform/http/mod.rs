@@ -123,7 +123,7 @@ impl ApiRequest {
             ));
         }
         let de = &mut serde_json::Deserializer::from_slice(&self.body);
-        serde_path_to_error::deserialize(de).map_err(|e| {
+        let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
             if inner.is_syntax() || inner.is_eof() {
@@ -133,7 +133,14 @@ impl ApiRequest {
                 "." | "" | "?" => Problem::invalid(format!("request body is not valid: {inner}")),
                 _ => Problem::invalid(format!("request body field '{path}' is not valid: {inner}")),
             }
-        })
+        })?;
+        // Only whitespace may follow the JSON value: `{...}\0garbage` is not a JSON body.
+        de.end().map_err(|e| {
+            Problem::bad_request(format!(
+                "request body is not valid JSON: {e} (only whitespace may follow the JSON value)"
+            ))
+        })?;
+        Ok(value)
     }
 }
 

@@ -64,6 +64,36 @@ pub struct PendingEvent {
     pub attempts: u32,
 }
 
+/// Unsent events of one topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicBacklog {
+    pub topic: String,
+    pub pending: u64,
+    /// When the oldest unsent event of the topic was committed.
+    pub oldest: Option<DateTime<Utc>>,
+}
+
+/// How far the outbox is behind.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OutboxStatus {
+    pub pending: u64,
+    /// When the oldest unsent event was committed.
+    pub oldest: Option<DateTime<Utc>>,
+    /// Per topic, by topic name.
+    pub topics: Vec<TopicBacklog>,
+}
+
+/// A stored poison message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoisonMessage {
+    pub id: i64,
+    pub consumer: String,
+    pub message_id: Option<String>,
+    pub payload: String,
+    pub reason: String,
+    pub received_at: DateTime<Utc>,
+}
+
 /// The outbox and poison-message port. Claims are leases: a claimed row is invisible to other
 /// dispatchers until `lease` runs out, so several instances never publish the same row at once
 /// in normal operation, and a crashed dispatcher's rows come back after the lease.
@@ -107,6 +137,23 @@ pub trait EventStore: Send + Sync {
     async fn poison_count(&self, consumer: &str) -> Result<u64, StoreError>;
     /// A cheap round trip proving the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// Gives back every unsent row still leased to `owner` (a restarted dispatcher with a
+    /// stable owner id reclaims its dead predecessor's leases at once). Returns how many.
+    async fn reclaim_leases(&self, owner: &str) -> Result<u64, StoreError>;
+    /// Unsent events: count, oldest, and the same per topic.
+    async fn outbox_status(&self) -> Result<OutboxStatus, StoreError>;
+    /// Poison messages, oldest first, optionally of one consumer, at most `limit`.
+    async fn poison_list(
+        &self,
+        consumer: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<PoisonMessage>, StoreError>;
+    /// One poison message by id.
+    async fn poison_get(&self, id: i64) -> Result<Option<PoisonMessage>, StoreError>;
+    /// Deletes one poison message; false when there was none with that id.
+    async fn poison_delete(&self, id: i64) -> Result<bool, StoreError>;
+    /// Number of poison messages of every consumer.
+    async fn poison_total(&self) -> Result<u64, StoreError>;
 }
 
 /// One opened engine. Each context turns it into its own repository (`<context>::store::repo`).

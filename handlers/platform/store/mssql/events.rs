@@ -2,7 +2,9 @@
 //! (`platform.poison`).
 
 use super::{DbError, Mssql, Tx, col, ms, opt_text, sql, text, unsigned};
-use crate::platform::store::{EventStore, PendingEvent, StoreError};
+use crate::platform::store::{
+    EventStore, OutboxStatus, PendingEvent, PoisonMessage, StoreError, TopicBacklog,
+};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
@@ -168,4 +170,106 @@ impl EventStore for Mssql {
             })
             .await?)
     }
+
+    async fn reclaim_leases(&self, owner: &str) -> Result<u64, StoreError> {
+        Ok(self
+            .write("outbox.reclaim", |c, _| {
+                Box::pin(async move {
+                    let n = c.execute(sql::OUTBOX_RECLAIM, &[&owner]).await?;
+                    Ok(Tx::Commit(n))
+                })
+            })
+            .await?)
+    }
+
+    async fn outbox_status(&self) -> Result<OutboxStatus, StoreError> {
+        Ok(self
+            .read("outbox.status", |c, _| {
+                Box::pin(async move {
+                    let rows = c.query(sql::OUTBOX_STATUS, &[]).await?;
+                    let mut status = OutboxStatus::default();
+                    for r in &rows {
+                        let topic = text(r, 0, "platform.outbox.topic")?;
+                        let n: u64 = unsigned(col::<i64>(r, 1, "pending count")?, "pending count")?;
+                        let oldest = col::<DateTime<Utc>>(r, 2, "platform.outbox.created_at")?;
+                        status.pending += n;
+                        status.oldest = Some(status.oldest.map_or(oldest, |o| o.min(oldest)));
+                        status.topics.push(TopicBacklog {
+                            topic,
+                            pending: n,
+                            oldest: Some(oldest),
+                        });
+                    }
+                    Ok(status)
+                })
+            })
+            .await?)
+    }
+
+    async fn poison_list(
+        &self,
+        consumer: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<PoisonMessage>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        Ok(self
+            .read("poison.list", |c, _| {
+                Box::pin(async move {
+                    let rows = c.query(sql::POISON_LIST, &[&consumer, &limit]).await?;
+                    rows.iter()
+                        .map(poison_of)
+                        .collect::<Result<Vec<_>, DbError>>()
+                })
+            })
+            .await?)
+    }
+
+    async fn poison_get(&self, id: i64) -> Result<Option<PoisonMessage>, StoreError> {
+        Ok(self
+            .read("poison.get", |c, _| {
+                Box::pin(async move {
+                    let rows = c.query(sql::POISON_GET, &[&id]).await?;
+                    rows.first().map(poison_of).transpose()
+                })
+            })
+            .await?)
+    }
+
+    async fn poison_delete(&self, id: i64) -> Result<bool, StoreError> {
+        Ok(self
+            .write("poison.delete", |c, _| {
+                Box::pin(async move {
+                    let n = c.execute(sql::POISON_DELETE, &[&id]).await?;
+                    Ok(Tx::Commit(n > 0))
+                })
+            })
+            .await?)
+    }
+
+    async fn poison_total(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .read("poison.total", |c, _| {
+                Box::pin(async move {
+                    let rows = c.query(sql::POISON_TOTAL, &[]).await?;
+                    let n = rows
+                        .first()
+                        .map(|r| col::<i64>(r, 0, "poison count"))
+                        .transpose()?
+                        .unwrap_or(0);
+                    unsigned(n, "poison count")
+                })
+            })
+            .await?)
+    }
+}
+
+fn poison_of(r: &tiberius::Row) -> Result<PoisonMessage, DbError> {
+    Ok(PoisonMessage {
+        id: col::<i64>(r, 0, "platform.poison.id")?,
+        consumer: text(r, 1, "platform.poison.consumer")?,
+        message_id: opt_text(r, 2, "platform.poison.message_id")?,
+        payload: text(r, 3, "platform.poison.payload")?,
+        reason: text(r, 4, "platform.poison.reason")?,
+        received_at: col::<DateTime<Utc>>(r, 5, "platform.poison.received_at")?,
+    })
 }

@@ -36,6 +36,15 @@ pub const OUTBOX_PENDING_COUNT: &str =
     "SELECT COUNT_BIG(*) FROM platform.outbox WHERE sent_at IS NULL";
 pub const POISON_INSERT: &str = "INSERT INTO platform.poison (consumer, message_id, payload, reason, received_at) VALUES (@P1, @P2, @P3, @P4, @P5)";
 pub const POISON_COUNT: &str = "SELECT COUNT_BIG(*) FROM platform.poison WHERE consumer = @P1";
+/// Gives back the unsent rows still leased to one owner (a restarted dispatcher).
+pub const OUTBOX_RECLAIM: &str = "UPDATE platform.outbox SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = @P1 AND sent_at IS NULL";
+/// Unsent rows per topic: count and oldest commit time.
+pub const OUTBOX_STATUS: &str = "SELECT topic, COUNT_BIG(*), MIN(created_at) FROM platform.outbox WHERE sent_at IS NULL GROUP BY topic ORDER BY topic";
+/// Poison messages oldest first, of one consumer or (`@P1` NULL) all, at most `@P2`.
+pub const POISON_LIST: &str = "SELECT TOP (@P2) id, consumer, message_id, payload, reason, received_at FROM platform.poison WHERE (@P1 IS NULL OR consumer = @P1) ORDER BY id";
+pub const POISON_GET: &str = "SELECT id, consumer, message_id, payload, reason, received_at FROM platform.poison WHERE id = @P1";
+pub const POISON_DELETE: &str = "DELETE FROM platform.poison WHERE id = @P1";
+pub const POISON_TOTAL: &str = "SELECT COUNT_BIG(*) FROM platform.poison";
 
 // migrations: goose's version table -----------------------------------------------------------
 
@@ -78,6 +87,12 @@ pub fn all_statements() -> Vec<(&'static str, &'static str)> {
         OUTBOX_PENDING_COUNT,
         POISON_INSERT,
         POISON_COUNT,
+        OUTBOX_RECLAIM,
+        OUTBOX_STATUS,
+        POISON_LIST,
+        POISON_GET,
+        POISON_DELETE,
+        POISON_TOTAL,
         GOOSE_TABLE_EXISTS,
         GOOSE_CREATE_TABLE,
         GOOSE_INSERT_VERSION,

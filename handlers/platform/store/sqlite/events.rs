@@ -1,10 +1,12 @@
 //! `EventStore` on SQLite: the outbox (`platform_outbox`) and poison table (`platform_poison`).
 
-use super::{Sqlite, db, ts};
-use crate::platform::store::{EventStore, PendingEvent, StoreError};
+use super::{Sqlite, db, parse_ts, ts};
+use crate::platform::store::{
+    EventStore, OutboxStatus, PendingEvent, PoisonMessage, StoreError, TopicBacklog,
+};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 use std::time::Duration;
 
 #[async_trait]
@@ -162,4 +164,131 @@ impl EventStore for Sqlite {
         })
         .await
     }
+
+    async fn reclaim_leases(&self, owner: &str) -> Result<u64, StoreError> {
+        let owner = owner.to_owned();
+        self.write(move |conn| {
+            conn.execute(
+                "UPDATE platform_outbox SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = ?1 AND sent_at IS NULL",
+                [owner],
+            )
+            .map(|n| n as u64)
+            .map_err(db)
+        })
+        .await
+    }
+
+    async fn outbox_status(&self) -> Result<OutboxStatus, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT topic, COUNT(*), MIN(created_at) FROM platform_outbox WHERE sent_at IS NULL GROUP BY topic ORDER BY topic",
+                )
+                .map_err(db)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
+                })
+                .map_err(db)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db)?;
+            let mut status = OutboxStatus::default();
+            for (topic, n, oldest) in rows {
+                let oldest = parse_ts(&oldest)?;
+                status.pending += n as u64;
+                status.oldest = Some(status.oldest.map_or(oldest, |o| o.min(oldest)));
+                status.topics.push(TopicBacklog {
+                    topic,
+                    pending: n as u64,
+                    oldest: Some(oldest),
+                });
+            }
+            Ok(status)
+        })
+        .await
+    }
+
+    async fn poison_list(
+        &self,
+        consumer: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<PoisonMessage>, StoreError> {
+        let consumer = consumer.map(str::to_owned);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT id, consumer, message_id, payload, reason, received_at FROM platform_poison WHERE (?1 IS NULL OR consumer = ?1) ORDER BY id LIMIT ?2",
+                )
+                .map_err(db)?;
+            let rows = stmt
+                .query_map(params![consumer, limit], poison_row)
+                .map_err(db)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db)?;
+            rows.into_iter().map(poison_of).collect()
+        })
+        .await
+    }
+
+    async fn poison_get(&self, id: i64) -> Result<Option<PoisonMessage>, StoreError> {
+        self.read(move |conn| {
+            let row = conn
+                .query_row(
+                    "SELECT id, consumer, message_id, payload, reason, received_at FROM platform_poison WHERE id = ?1",
+                    [id],
+                    poison_row,
+                )
+                .optional()
+                .map_err(db)?;
+            row.map(poison_of).transpose()
+        })
+        .await
+    }
+
+    async fn poison_delete(&self, id: i64) -> Result<bool, StoreError> {
+        self.write(move |conn| {
+            conn.execute("DELETE FROM platform_poison WHERE id = ?1", [id])
+                .map(|n| n > 0)
+                .map_err(db)
+        })
+        .await
+    }
+
+    async fn poison_total(&self) -> Result<u64, StoreError> {
+        self.read(|conn| {
+            conn.query_row("SELECT COUNT(*) FROM platform_poison", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| n as u64)
+            .map_err(db)
+        })
+        .await
+    }
+}
+
+type PoisonRow = (i64, String, Option<String>, String, String, String);
+
+fn poison_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PoisonRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
+}
+
+fn poison_of(
+    (id, consumer, message_id, payload, reason, received_at): PoisonRow,
+) -> Result<PoisonMessage, StoreError> {
+    Ok(PoisonMessage {
+        id,
+        consumer,
+        message_id,
+        payload,
+        reason,
+        received_at: parse_ts(&received_at)?,
+    })
 }
