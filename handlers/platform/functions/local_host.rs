@@ -252,11 +252,15 @@ impl Handler for LocalHost {
         let dev_document = req
             .path
             .strip_prefix(dev_issuer::BASE_PATH)
-            .is_some_and(|rest| match (rest, &req.method) {
-                ("/.well-known/openid-configuration" | "/keys", &http::Method::GET) => true,
-                ("/authorize", &http::Method::GET | &http::Method::POST) => true,
-                ("/token", &http::Method::POST) => true,
-                _ => false,
+            .is_some_and(|rest| {
+                matches!(
+                    (rest, &req.method),
+                    (
+                        "/.well-known/openid-configuration" | "/keys",
+                        &http::Method::GET
+                    ) | ("/authorize", &http::Method::GET | &http::Method::POST)
+                        | ("/token", &http::Method::POST)
+                )
             });
         let routed = dev_document
             || match self.functions.route(&req.method, &req.path) {
