@@ -229,9 +229,11 @@ impl LocalHost {
 #[async_trait]
 impl Handler for LocalHost {
     async fn handle(&self, req: ApiRequest) -> ApiResponse {
-        let root_is_routed = matches!(
-            self.functions.route(&req.method, "/"),
-            RouteMatch::Found { .. }
+        // Whether a function routes the site root at all (for any method): then `/` is that
+        // function's, with its 405 + Allow for other methods.
+        let root_is_routed = !matches!(
+            self.functions.route(&http::Method::GET, "/"),
+            RouteMatch::NotFound
         );
         if req.path == "/" && !root_is_routed {
             let names: Vec<&str> = self

@@ -362,13 +362,9 @@ async fn respond_inner<H: Handler>(
     }
     let method = match parts.method {
         Method::HEAD => Method::GET,
-        Method::GET
-        | Method::POST
-        | Method::PUT
-        | Method::DELETE
-        | Method::PATCH
-        | Method::OPTIONS => parts.method.clone(),
-        other => {
+        // CONNECT names an authority, not a path: nothing here can serve it.
+        Method::CONNECT => {
+            let other = &parts.method;
             return Problem::new(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method-not-allowed",
@@ -379,6 +375,9 @@ async fn respond_inner<H: Handler>(
             )
             .into_response();
         }
+        // Every other method (TRACE, extension methods such as QUERY) reaches the router,
+        // which answers 405 with the route's `Allow` (RFC 9110 §15.5.6).
+        ref other => other.clone(),
     };
     let path = parts.uri.path().to_owned();
     if !path.starts_with('/') {
