@@ -127,7 +127,9 @@ pub fn jitter_unit() -> f64 {
 /// at most `max`. `None` when no header is present or none parses; an HTTP-date in the past
 /// means "now" (`Duration::ZERO`).
 pub fn retry_after(headers: &HeaderMap, max: Duration) -> Option<Duration> {
-    retry_after_at(headers, max, SystemTime::now())
+    use crate::platform::clock::{Clock, SystemClock};
+    // The real clock, through the one place that reads it (an HTTP-date needs wall time).
+    retry_after_at(headers, max, SystemTime::from(SystemClock.now()))
 }
 
 /// [`retry_after`] with the clock given, for HTTP-dates in tests.
