@@ -12,7 +12,7 @@
 use super::tsql as sql;
 use crate::platform::store::mssql::{Conn, DbError, Mssql, Tx, col, day, forget_inbox, ms, opt_col, parse_day, record_inbox, text, unsigned};
 use crate::kernel::{QuizDay, Streak, UserId};
-use crate::leaderboard::scoring::{self, PlayerBefore, ScoreWrite, boards_of, rank_page};
+use crate::leaderboard::scoring::{self, HistogramDeltas, PlayerBefore, ScoreWrite, boards_of, rank_page};
 use crate::leaderboard::{
     AttemptApplied, BoardRow, LeaderboardRepo, PlayerStats, RankedRow, ScoredAttempt, Standing,
 };
@@ -66,13 +66,33 @@ async fn board_score(c: &mut Conn, key: &str, user: &str) -> Result<Option<(u32,
         .transpose()
 }
 
-async fn write_score(c: &mut Conn, user: &str, w: &ScoreWrite) -> Result<(), DbError> {
+/// Adds a batch's summed moves to one bucket: a positive delta updates or creates it, a
+/// negative one updates it or, when it empties, deletes it.
+async fn add_to_histogram(c: &mut Conn, key: &str, score: u32, delta: i64) -> Result<(), DbError> {
+    let (score, n) = (int(score, "score")?, i32::try_from(delta).map_err(|_| DbError::corrupt(format!("histogram delta {delta} does not fit an int")))?);
+    if c.execute(sql::HISTOGRAM_ADD, &[&key, &score, &n]).await? == 0 {
+        if n > 0 {
+            c.execute(sql::HISTOGRAM_INSERT_MANY, &[&key, &score, &n]).await?;
+        } else {
+            c.execute(sql::HISTOGRAM_DELETE, &[&key, &score]).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes the player's board row; the histogram move goes to `deltas` when the caller sums a
+/// batch's moves, else straight to the histogram.
+async fn write_score(c: &mut Conn, user: &str, w: &ScoreWrite, deltas: Option<&mut HistogramDeltas>) -> Result<(), DbError> {
     let key = w.period_key.as_str();
     let (score, quizzes) = (int(w.score, "score")?, int(w.quizzes, "quizzes")?);
     match w.previous {
         Some(_) => c.execute(sql::SCORE_UPDATE, &[&key, &user, &score, &quizzes]).await?,
         None => c.execute(sql::SCORE_INSERT, &[&key, &user, &score, &quizzes]).await?,
     };
+    if let Some(deltas) = deltas {
+        deltas.add(w);
+        return Ok(());
+    }
     if let Some(old) = w.previous {
         bump_histogram(c, key, old, false).await?;
     }
@@ -101,6 +121,7 @@ async fn apply_one(
     inbox: &InboxKey,
     a: &ScoredAttempt,
     now: DateTime<Utc>,
+    mut deltas: Option<&mut HistogramDeltas>,
 ) -> Result<AttemptApplied, DbError> {
     if !first_delivery(c, inbox, now).await? {
         return Ok(AttemptApplied::Applied(Applied::AlreadyProcessed));
@@ -142,7 +163,7 @@ async fn apply_one(
     )
     .await?;
     for w in &effect.scores {
-        write_score(c, user, w).await?;
+        write_score(c, user, w, deltas.as_deref_mut()).await?;
     }
     Ok(AttemptApplied::Applied(Applied::Now))
 }
@@ -208,7 +229,7 @@ impl LeaderboardRepo for Mssql {
         applied(
             self.write("leaderboard.apply_attempt", |c, _| {
                 Box::pin(async move {
-                    Ok(match apply_one(c, inbox, attempt, now).await? {
+                    Ok(match apply_one(c, inbox, attempt, now, None).await? {
                         // A refusal or a replay rolls back: the inbox row goes with it.
                         outcome @ AttemptApplied::Applied(Applied::Now) => Tx::Commit(outcome),
                         outcome => Tx::Rollback(outcome),
@@ -228,8 +249,12 @@ impl LeaderboardRepo for Mssql {
             .write("leaderboard.apply_attempts", |c, _| {
                 Box::pin(async move {
                     let mut outcomes = Vec::with_capacity(batch.len());
+                    // The histogram moves of the whole batch, written once per bucket at the
+                    // end in key order: a hot bucket is locked once per batch, for one
+                    // statement, and concurrent batches take buckets in the same order.
+                    let mut deltas = HistogramDeltas::default();
                     for (inbox, attempt) in batch {
-                        let outcome = apply_one(c, inbox, attempt, now).await?;
+                        let outcome = apply_one(c, inbox, attempt, now, Some(&mut deltas)).await?;
                         // A refused event must leave nothing behind. `apply_one` decides before
                         // it writes anything but the inbox row (its player insert is a no-op
                         // then: a refusal means the player already has today's board row), so
@@ -238,6 +263,9 @@ impl LeaderboardRepo for Mssql {
                             forget_inbox(c, inbox).await?;
                         }
                         outcomes.push(outcome);
+                    }
+                    for (key, score, delta) in deltas.iter() {
+                        add_to_histogram(c, key, score, delta).await?;
                     }
                     Ok(Tx::Commit(outcomes))
                 })

@@ -4,7 +4,7 @@
 
 use crate::platform::store::sqlite::{Sqlite, db, parse_day, record_inbox, ts};
 use crate::kernel::{QuizDay, Streak, UserId};
-use crate::leaderboard::scoring::{self, PlayerBefore, ScoreWrite, boards_of, rank_page};
+use crate::leaderboard::scoring::{self, HistogramDeltas, PlayerBefore, ScoreWrite, boards_of, rank_page};
 use crate::leaderboard::{
     AttemptApplied, BoardRow, LeaderboardRepo, PlayerStats, RankedRow, ScoredAttempt, Standing,
 };
@@ -51,7 +51,29 @@ fn bump_histogram(
     Ok(())
 }
 
-fn write_score(tx: &Connection, user: &str, w: &ScoreWrite) -> Result<(), StoreError> {
+/// Adds `delta` players to a histogram bucket (a batch's summed moves); a bucket that empties
+/// is deleted (the table keeps only non-empty buckets: `CHECK (players > 0)`).
+fn add_to_histogram(tx: &Connection, key: &str, score: u32, delta: i64) -> Result<(), StoreError> {
+    if delta > 0 {
+        return bump_histogram(tx, key, score, delta);
+    }
+    let n = tx
+        .prepare_cached("UPDATE leaderboard_histogram SET players = players + ?3 WHERE period_key = ?1 AND score = ?2 AND players > -?3")
+        .map_err(db)?
+        .execute(params![key, score, delta])
+        .map_err(db)?;
+    if n == 0 {
+        tx.prepare_cached("DELETE FROM leaderboard_histogram WHERE period_key = ?1 AND score = ?2")
+            .map_err(db)?
+            .execute(params![key, score])
+            .map_err(db)?;
+    }
+    Ok(())
+}
+
+/// Writes the player's board row; the histogram move goes to `deltas` when the caller sums a
+/// batch's moves, else straight to the histogram.
+fn write_score(tx: &Connection, user: &str, w: &ScoreWrite, deltas: Option<&mut HistogramDeltas>) -> Result<(), StoreError> {
     tx.prepare_cached(
         "INSERT INTO leaderboard_scores (period_key, user_id, score, quizzes) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (period_key, user_id) DO UPDATE SET score = excluded.score, quizzes = excluded.quizzes",
@@ -59,6 +81,10 @@ fn write_score(tx: &Connection, user: &str, w: &ScoreWrite) -> Result<(), StoreE
     .map_err(db)?
     .execute(params![w.period_key, user, w.score, w.quizzes])
     .map_err(db)?;
+    if let Some(deltas) = deltas {
+        deltas.add(w);
+        return Ok(());
+    }
     if let Some(old) = w.previous {
         bump_histogram(tx, &w.period_key, old, -1)?;
     }
@@ -76,7 +102,13 @@ fn board_score(tx: &Connection, key: &str, user: &str) -> Result<Option<(u32, u3
 /// Applies one attempt event on `conn` (inside the caller's transaction or savepoint): records
 /// the inbox row, reads the player's state, asks `scoring::apply_attempt`, writes its effect.
 /// Commits nothing: on `Refused` or `AlreadyProcessed` the caller rolls back.
-fn apply_one(conn: &Connection, inbox: &InboxKey, a: &ScoredAttempt, now: DateTime<Utc>) -> Result<AttemptApplied, StoreError> {
+fn apply_one(
+    conn: &Connection,
+    inbox: &InboxKey,
+    a: &ScoredAttempt,
+    now: DateTime<Utc>,
+    mut deltas: Option<&mut HistogramDeltas>,
+) -> Result<AttemptApplied, StoreError> {
     if !record_inbox(conn, inbox, now)? {
         return Ok(AttemptApplied::Applied(Applied::AlreadyProcessed));
     }
@@ -110,7 +142,7 @@ fn apply_one(conn: &Connection, inbox: &InboxKey, a: &ScoredAttempt, now: DateTi
     .execute(params![user, effect.points, streak.current, streak.best, streak.last_played.map(|d| d.to_string())])
     .map_err(db)?;
     for w in &effect.scores {
-        write_score(conn, user, w)?;
+        write_score(conn, user, w, deltas.as_deref_mut())?;
     }
     Ok(AttemptApplied::Applied(Applied::Now))
 }
@@ -176,7 +208,7 @@ impl LeaderboardRepo for Sqlite {
         let (inbox, a) = (inbox.clone(), attempt.clone());
         self.write(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
-            let outcome = apply_one(&tx, &inbox, &a, now)?;
+            let outcome = apply_one(&tx, &inbox, &a, now, None)?;
             // A refusal or a replay drops `tx`: the inbox row rolls back with it, so a replay
             // meets the same rule.
             if outcome == AttemptApplied::Applied(Applied::Now) {
@@ -196,15 +228,21 @@ impl LeaderboardRepo for Sqlite {
         self.write(move |conn| {
             let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
             let mut outcomes = Vec::with_capacity(batch.len());
+            let mut deltas = HistogramDeltas::default();
             for (inbox, a) in &batch {
                 // One savepoint per event: a refused event leaves nothing behind (not even its
-                // inbox row), the others in the batch keep their effects.
+                // inbox row), the others in the batch keep their effects. A refusal happens
+                // before any histogram move, so `deltas` holds only applied events' moves.
                 let sp = tx.savepoint().map_err(db)?;
-                let outcome = apply_one(&sp, inbox, a, now)?;
+                let outcome = apply_one(&sp, inbox, a, now, Some(&mut deltas))?;
                 if outcome == AttemptApplied::Applied(Applied::Now) {
                     sp.commit().map_err(db)?;
                 }
                 outcomes.push(outcome);
+            }
+            // Each touched bucket once, in key order.
+            for (key, score, delta) in deltas.iter() {
+                add_to_histogram(&tx, key, score, delta)?;
             }
             tx.commit().map_err(db)?;
             Ok(outcomes)
