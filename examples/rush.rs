@@ -28,9 +28,9 @@
 
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
 use qotd::platform::auth::dev_issuer::DevIssuer;
 use std::collections::HashMap;
-use futures_util::StreamExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -49,7 +49,14 @@ struct Args {
 }
 
 fn args() -> Result<Args> {
-    let mut a = Args { players: 10_000_000.0, scale: None, rate: 600.0, peak_secs: 20, next_secs: 10, inflight: 256 };
+    let mut a = Args {
+        players: 10_000_000.0,
+        scale: None,
+        rate: 600.0,
+        peak_secs: 20,
+        next_secs: 10,
+        inflight: 256,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
         let mut v = || it.next().ok_or_else(|| anyhow!("{k} needs a value"));
@@ -86,7 +93,13 @@ impl Model {
         let b = (600.0 - 60.0) / (60.0 - geo);
         let a = 10.0 - b;
         let first_hour = 0.4 * players;
-        Self { first_hour, avg_per_s: first_hour / 3600.0, a, b, r }
+        Self {
+            first_hour,
+            avg_per_s: first_hour / 3600.0,
+            a,
+            b,
+            r,
+        }
     }
     fn weight(&self, minute: i32) -> f64 {
         self.a + self.b * self.r.powi(minute)
@@ -138,9 +151,17 @@ async fn run(args: Args) -> Result<()> {
     let peak = model.rate(0);
     let scale = args.scale.unwrap_or(peak / args.rate).max(1e-9);
     let (rate_peak, rate_next) = (peak / scale, model.rate(1) / scale);
-    let needed = (rate_peak * args.peak_secs as f64 + rate_next * args.next_secs as f64).ceil() as usize + 16;
-    println!("qotd rush simulation (load average at start: {})", loadavg());
-    println!("model: {:.0} daily players, {:.0} in the first hour (40 %)", args.players, model.first_hour);
+    let needed = (rate_peak * args.peak_secs as f64 + rate_next * args.next_secs as f64).ceil()
+        as usize
+        + 16;
+    println!(
+        "qotd rush simulation (load average at start: {})",
+        loadavg()
+    );
+    println!(
+        "model: {:.0} daily players, {:.0} in the first hour (40 %)",
+        args.players, model.first_hour
+    );
     println!(
         "       hour average {:.0} attempts/s; peak minute 10x = {:.0}/s ({:.0} attempts); next minute {:.0}/s",
         model.avg_per_s,
@@ -154,7 +175,9 @@ async fn run(args: Args) -> Result<()> {
     );
 
     let dir = tempfile::tempdir()?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let me = std::env::current_exe()?;
     let log = std::fs::File::create(dir.path().join("server.log"))?;
     let _server = Guard(
@@ -172,14 +195,19 @@ async fn run(args: Args) -> Result<()> {
             .context("cannot start the server")?,
     );
     let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::builder().pool_max_idle_per_host(args.inflight).build()?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.inflight)
+        .build()?;
     let started = Instant::now();
     loop {
         if http.get(format!("{base}/")).send().await.is_ok() {
             break;
         }
         if started.elapsed() > Duration::from_secs(30) {
-            bail!("the server did not start; see {}", dir.path().join("server.log").display());
+            bail!(
+                "the server did not start; see {}",
+                dir.path().join("server.log").display()
+            );
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -197,7 +225,11 @@ async fn run(args: Args) -> Result<()> {
                 .chunks(chunk)
                 .map(|part| {
                     let issuer = &issuer;
-                    s.spawn(move || part.iter().map(|u| issuer.mint(u, Some(u), &[], Duration::from_secs(3600))).collect::<Result<Vec<_>, _>>())
+                    s.spawn(move || {
+                        part.iter()
+                            .map(|u| issuer.mint(u, Some(u), &[], Duration::from_secs(3600)))
+                            .collect::<Result<Vec<_>, _>>()
+                    })
                 })
                 .collect();
             let mut all = Vec::new();
@@ -227,7 +259,10 @@ async fn run(args: Args) -> Result<()> {
         })
         .await;
     let registered = registered.load(Ordering::Relaxed) as usize;
-    println!("setup: {registered} players registered in {:.1} s (tokens included)", t.elapsed().as_secs_f64());
+    println!(
+        "setup: {registered} players registered in {:.1} s (tokens included)",
+        t.elapsed().as_secs_f64()
+    );
     if registered < needed {
         bail!("only {registered} of {needed} registrations succeeded");
     }
@@ -239,11 +274,18 @@ async fn run(args: Args) -> Result<()> {
         .await?
         .json()
         .await?;
-    let date = today["date"].as_str().ok_or_else(|| anyhow!("no quiz today: {today}"))?.to_owned();
-    let probe = rusqlite::Connection::open_with_flags(&db_path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let date = today["date"]
+        .as_str()
+        .ok_or_else(|| anyhow!("no quiz today: {today}"))?
+        .to_owned();
+    let probe = rusqlite::Connection::open_with_flags(
+        &db_path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )?;
     let count = |sql: &str| -> i64 { probe.query_row(sql, [], |r| r.get(0)).unwrap_or(-1) };
     let pending_sql = "SELECT COUNT(*) FROM platform_outbox WHERE sent_at IS NULL";
-    let applied_sql = format!("SELECT COUNT(*) FROM platform_inbox WHERE consumer = '{ATTEMPTS_CONSUMER}'");
+    let applied_sql =
+        format!("SELECT COUNT(*) FROM platform_inbox WHERE consumer = '{ATTEMPTS_CONSUMER}'");
     let drain = Instant::now();
     while count(pending_sql) != 0 && drain.elapsed() < Duration::from_secs(60) {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -261,8 +303,14 @@ async fn run(args: Args) -> Result<()> {
     let t0 = Instant::now();
     let driver = {
         let (http, base, tokens, date) = (http.clone(), base.clone(), tokens.clone(), date.clone());
-        let (offered, shed, accepted, failed, slots, done_at) =
-            (offered.clone(), shed.clone(), accepted.clone(), failed.clone(), slots.clone(), done_at.clone());
+        let (offered, shed, accepted, failed, slots, done_at) = (
+            offered.clone(),
+            shed.clone(),
+            accepted.clone(),
+            failed.clone(),
+            slots.clone(),
+            done_at.clone(),
+        );
         tokio::spawn(async move {
             let mut next_user = 0usize;
             let mut phase_start = Instant::now();
@@ -281,8 +329,15 @@ async fn run(args: Args) -> Result<()> {
                     let i = next_user;
                     next_user += 1;
                     let answers: Vec<String> = (0..5).map(|q| ((i + q) % 4).to_string()).collect();
-                    let (http, base, tokens, date, accepted, failed, done_at) =
-                        (http.clone(), base.clone(), tokens.clone(), date.clone(), accepted.clone(), failed.clone(), done_at.clone());
+                    let (http, base, tokens, date, accepted, failed, done_at) = (
+                        http.clone(),
+                        base.clone(),
+                        tokens.clone(),
+                        date.clone(),
+                        accepted.clone(),
+                        failed.clone(),
+                        done_at.clone(),
+                    );
                     tokio::spawn(async move {
                         let sent = Instant::now();
                         let res = http
@@ -298,7 +353,11 @@ async fn run(args: Args) -> Result<()> {
                                 let at = SystemTime::now();
                                 let _ = r.bytes().await;
                                 accepted.fetch_add(1, Ordering::Relaxed);
-                                done_at.lock().unwrap().push((i, at, sent.elapsed().as_secs_f64() * 1000.0));
+                                done_at.lock().unwrap().push((
+                                    i,
+                                    at,
+                                    sent.elapsed().as_secs_f64() * 1000.0,
+                                ));
                             }
                             _ => {
                                 failed.fetch_add(1, Ordering::Relaxed);
@@ -313,16 +372,23 @@ async fn run(args: Args) -> Result<()> {
     };
 
     println!();
-    println!("   t   offered/s  accepted/s  applied/s  outbox pending  accepted-not-applied  shed  failed");
+    println!(
+        "   t   offered/s  accepted/s  applied/s  outbox pending  accepted-not-applied  shed  failed"
+    );
     let (mut last_off, mut last_acc, mut last_app) = (0u64, 0u64, count(&applied_sql));
     let applied0 = last_app;
     let mut max_pending = 0;
     let mut max_gap = 0;
     let deadline = Duration::from_secs(offer_secs + 60);
-    let mut tick = tokio::time::interval_at((t0 + Duration::from_secs(1)).into(), Duration::from_secs(1));
+    let mut tick =
+        tokio::time::interval_at((t0 + Duration::from_secs(1)).into(), Duration::from_secs(1));
     loop {
         tick.tick().await;
-        let (off, acc, app) = (offered.load(Ordering::Relaxed), accepted.load(Ordering::Relaxed), count(&applied_sql));
+        let (off, acc, app) = (
+            offered.load(Ordering::Relaxed),
+            accepted.load(Ordering::Relaxed),
+            count(&applied_sql),
+        );
         let pending = count(pending_sql);
         let gap = acc as i64 - (app - applied0);
         max_pending = max_pending.max(pending);
@@ -340,7 +406,9 @@ async fn run(args: Args) -> Result<()> {
         );
         (last_off, last_acc, last_app) = (off, acc, app);
         let offering = t0.elapsed() < Duration::from_secs(offer_secs) || !driver.is_finished();
-        if (!offering && slots.available_permits() == args.inflight && gap <= 0 && pending == 0) || t0.elapsed() > deadline {
+        if (!offering && slots.available_permits() == args.inflight && gap <= 0 && pending == 0)
+            || t0.elapsed() > deadline
+        {
             break;
         }
     }
@@ -352,11 +420,16 @@ async fn run(args: Args) -> Result<()> {
          ON i.event_id = o.event_id AND i.consumer = ?1 WHERE o.topic = 'quiz-attempt-evaluated'",
     )?;
     let applied_at: HashMap<String, DateTime<Utc>> = stmt
-        .query_map([ATTEMPTS_CONSUMER], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+        .query_map([ATTEMPTS_CONSUMER], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?
         .filter_map(Result::ok)
         .filter_map(|(subject, at)| {
             let user = subject.rsplit('/').next()?.to_owned();
-            Some((user, DateTime::parse_from_rfc3339(&at).ok()?.with_timezone(&Utc)))
+            Some((
+                user,
+                DateTime::parse_from_rfc3339(&at).ok()?.with_timezone(&Utc),
+            ))
         })
         .collect();
     let done = done_at.lock().unwrap().clone();
@@ -366,7 +439,9 @@ async fn run(args: Args) -> Result<()> {
     for (i, at, _) in &done {
         match applied_at.get(&format!("rush-{i:07}")) {
             Some(on_board) => {
-                let ms = (on_board.timestamp_millis() - DateTime::<Utc>::from(*at).timestamp_millis()) as f64;
+                let ms = (on_board.timestamp_millis()
+                    - DateTime::<Utc>::from(*at).timestamp_millis())
+                    as f64;
                 to_board.push(ms.max(0.0));
             }
             None => missing += 1,
@@ -376,7 +451,10 @@ async fn run(args: Args) -> Result<()> {
     latency.sort_by(f64::total_cmp);
     let acc = accepted.load(Ordering::Relaxed);
     println!();
-    println!("summary (load average at end: {}; the machine is shared, so read the ratios)", loadavg());
+    println!(
+        "summary (load average at end: {}; the machine is shared, so read the ratios)",
+        loadavg()
+    );
     println!(
         "  offered {} attempts in {offer_secs} s, accepted {acc} (201), shed client-side {}, failed {}; wall {wall:.1} s",
         offered.load(Ordering::Relaxed),
@@ -396,11 +474,12 @@ async fn run(args: Args) -> Result<()> {
         pct(&to_board, 1.0),
         to_board.len()
     );
-    println!("  largest outbox backlog {max_pending} rows; largest accepted-but-not-on-the-board {max_gap}");
+    println!(
+        "  largest outbox backlog {max_pending} rows; largest accepted-but-not-on-the-board {max_gap}"
+    );
     println!(
         "  at scale 1/{scale:.1}, the peak minute's {:.0}/s is {rate_peak:.0}/s here: to carry it at full scale this path needs {:.0}x this machine's throughput",
-        peak,
-        scale
+        peak, scale
     );
     drop(stmt);
     probe_close(probe)
