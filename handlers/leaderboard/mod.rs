@@ -340,7 +340,7 @@ impl Leaderboard {
         }
         let now = self.clock.now();
         let outcomes = self.repo.apply_attempts(batch, now).await?;
-        if outcomes.iter().any(|o| *o == AttemptApplied::Applied(Applied::Now)) {
+        if outcomes.contains(&AttemptApplied::Applied(Applied::Now)) {
             self.applied(Applied::Now);
         }
         Ok(outcomes)
