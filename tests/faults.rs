@@ -464,7 +464,9 @@ async fn a_database_that_disappears_mid_burst_gives_503_and_recovers() {
     let (status, health) = app.call(Method::GET, "/api/health", None, None).await;
     assert_eq!(status, 503, "{health}");
     assert!(
-        health["detail"].as_str().is_some_and(|d| d.starts_with("database")),
+        health["detail"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("database")),
         "{health}"
     );
     for (method, path, body) in [

@@ -42,7 +42,22 @@ fn every_fixture_decodes() {
             let req: InvocationRequest =
                 serde_json::from_value(value).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert!(!req.data.is_empty(), "{name}");
-            if name.starts_with("servicebus") {
+            if name.starts_with("servicebus") && name.contains("batch") {
+                let msgs = req
+                    .service_bus_messages("message")
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+                assert_eq!(msgs.len(), 5, "{name}");
+                assert_eq!(
+                    msgs[0].body, msgs[1].body,
+                    "{name}: a message delivered twice"
+                );
+                assert_eq!((msgs[0].delivery_count, msgs[1].delivery_count), (2, 1));
+                assert_eq!(
+                    msgs[3].message_id.as_deref(),
+                    Some("019c467f-6a11-7d02-8c44-1e5b9a7c3d20")
+                );
+                assert_eq!(msgs[2].correlation_id, None);
+            } else if name.starts_with("servicebus") {
                 let msg = req
                     .service_bus_message("message")
                     .unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -150,6 +165,48 @@ async fn service_bus_fixtures_are_acknowledged_and_unreadable_messages_are_poiso
     assert_eq!(
         app.db_count("SELECT COUNT(*) FROM leaderboard_players WHERE display_name = 'Zoë'"),
         1
+    );
+}
+
+/// `"cardinality": "many"`: one host-shaped invocation carries five messages (the same event
+/// twice, an unreadable one, another player's, and a second attempt by the first player for
+/// the same day). Each is handled on its own: two count, the duplicate counts once, the
+/// unreadable one and the second attempt are poison, and the batch as a whole is acknowledged.
+/// A redelivery of the whole batch changes no score.
+#[tokio::test]
+async fn a_host_shaped_batch_applies_each_event_once_and_poisons_only_the_bad_ones() {
+    let app = spawn_serve().await;
+    let payload = fixture("servicebus-topic-invocation-batch.json");
+    let scores = |app: &TestApp| {
+        (
+            app.db_count("SELECT COALESCE(SUM(score), 0) FROM leaderboard_scores WHERE period_key = 'day:2026-02-10'"),
+            app.db_count("SELECT COUNT(*) FROM leaderboard_scores WHERE period_key = 'day:2026-02-10'"),
+            app.db_count("SELECT COALESCE(SUM(players), 0) FROM leaderboard_histogram WHERE period_key = 'day:2026-02-10'"),
+            app.db_count("SELECT total_score FROM leaderboard_players WHERE user_id = '8e41d7a2-3c56-4f0b-9a17-d2c64b8e5f30'"),
+        )
+    };
+    for delivery in 1..=2 {
+        let (status, ct, body) = app.invoke("LeaderboardOnAttemptEvaluated", &payload).await;
+        assert_eq!(
+            (status, ct.as_str()),
+            (200, "application/json"),
+            "delivery {delivery}: {body}"
+        );
+        assert_eq!(scores(&app), (70, 2, 2, 40), "delivery {delivery}: {body}");
+        assert_eq!(
+            app.db_count("SELECT COUNT(*) FROM platform_inbox WHERE consumer = 'leaderboard.quiz-attempt-evaluated'"),
+            2,
+            "one inbox row per applied event, none for the refused one"
+        );
+        assert_eq!(
+            app.db_count("SELECT COUNT(*) FROM platform_poison WHERE consumer = 'leaderboard.quiz-attempt-evaluated'"),
+            2 * delivery,
+            "delivery {delivery}: the unreadable message and the second attempt, each on its own"
+        );
+    }
+    assert_eq!(
+        app.db_count("SELECT COUNT(*) FROM platform_poison WHERE message_id = '019c467f-7b02-7e19-a3d5-6f2c8e4b1a97' AND reason LIKE '%already has an attempt%'"),
+        2
     );
 }
 

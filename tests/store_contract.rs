@@ -926,6 +926,135 @@ async fn one_report_per_user_per_question_newest_first(b: Backend) {
     }
 }
 
+/// A batch of attempt events in one transaction: duplicates inside the batch and events
+/// applied before count once, a second attempt for a day is refused by itself (leaving no inbox
+/// row) without failing the others, and redelivering the batch changes nothing. The boards
+/// then hold exactly what the events applied one by one would give.
+async fn batches_of_attempts_apply_each_event_once_and_refuse_only_second_attempts(b: Backend) {
+    let lb = &b.stores.leaderboard;
+    let t = tag();
+    let day = unique_day();
+    let next = QuizDay::from_date(day.date() + chrono::Days::new(1)).unwrap();
+    let key = |i: usize| InboxKey {
+        consumer: "contract.batch",
+        event_id: format!("{t}-{i}"),
+    };
+    let at = |u: usize, d: QuizDay, score: u32| ScoredAttempt {
+        user_id: user(&t, u),
+        display_name: format!("B{u}"),
+        day: d,
+        score,
+    };
+    use AttemptApplied::{Applied as A, Refused};
+    // Event 2 was applied before the batch arrives (an earlier, single delivery).
+    assert_eq!(
+        lb.apply_attempt(&key(2), &at(2, day, 30), Utc::now())
+            .await
+            .unwrap(),
+        A(Applied::Now)
+    );
+    let first = vec![
+        (key(0), at(0, day, 50)),
+        (key(1), at(1, day, 30)),
+        (key(0), at(0, day, 50)), // the same event twice in one batch
+        (key(2), at(2, day, 30)), // applied before
+        (key(3), at(0, day, 40)), // a second attempt by player 0 for the same day
+        (key(4), at(3, day, 10)),
+    ];
+    let got = lb.apply_attempts(&first, Utc::now()).await.unwrap();
+    assert_eq!(got.len(), first.len(), "{}", b.name);
+    assert_eq!(
+        got.iter()
+            .map(|o| matches!(o, Refused(_)))
+            .collect::<Vec<_>>(),
+        [false, false, false, false, true, false],
+        "{}: {got:?}",
+        b.name
+    );
+    assert_eq!(
+        got.iter().filter(|o| **o == A(Applied::Now)).count(),
+        3,
+        "{}: {got:?}",
+        b.name
+    );
+    assert_eq!(
+        (&got[2], &got[3]),
+        (&A(Applied::AlreadyProcessed), &A(Applied::AlreadyProcessed)),
+        "{}",
+        b.name
+    );
+
+    // Redelivered whole, plus new events (one for the next day).
+    let mut second = first.clone();
+    second.push((key(5), at(4, day, 0)));
+    second.push((key(6), at(0, next, 20)));
+    let got = lb.apply_attempts(&second, Utc::now()).await.unwrap();
+    let now = got.iter().filter(|o| **o == A(Applied::Now)).count();
+    assert_eq!(now, 2, "{}: only the new events apply: {got:?}", b.name);
+    assert!(
+        matches!(got[4], Refused(_)),
+        "{}: the second attempt is refused again",
+        b.name
+    );
+
+    let daily = Period::Daily(day).key();
+    assert_eq!(
+        lb.histogram(&daily).await.unwrap(),
+        Some(vec![(50, 1), (30, 2), (10, 1), (0, 1)]),
+        "{}: exact daily totals",
+        b.name
+    );
+    assert_eq!(lb.player_count(&daily).await.unwrap(), 5, "{}", b.name);
+    let ranks: Vec<(u64, u32)> = lb
+        .top(&daily, 10, 0)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.rank, r.row.score))
+        .collect();
+    assert_eq!(
+        ranks,
+        vec![(1, 50), (2, 30), (2, 30), (4, 10), (5, 0)],
+        "{}",
+        b.name
+    );
+    let all = lb
+        .standing(&Period::AllTime.key(), &user(&t, 0))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (all.score, all.quizzes),
+        (70, 2),
+        "{}: all-time adds both days",
+        b.name
+    );
+    let stats = lb.player_stats(&user(&t, 0)).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            stats.quizzes_played,
+            stats.total_score,
+            stats.streak.current
+        ),
+        (2, 70, 2),
+        "{}",
+        b.name
+    );
+    assert_eq!(
+        lb.score(&Period::Daily(next).key(), &user(&t, 0))
+            .await
+            .unwrap(),
+        Some((20, 1))
+    );
+
+    // The refused event left no inbox row: its key is free for an event that is valid.
+    let got = lb
+        .apply_attempts(&[(key(3), at(3, next, 5))], Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(got, vec![A(Applied::Now)], "{}", b.name);
+}
+
 contract![
     users_register_once_with_their_event,
     quizzes_are_unique_per_day_and_replaceable_only_before_attempts,
@@ -938,4 +1067,5 @@ contract![
     outbox_status_counts_and_a_restarted_owner_reclaims_its_leases,
     one_report_per_user_per_question_newest_first,
     the_dispatcher_publishes_each_event_once_and_keeps_failures_pending,
+    batches_of_attempts_apply_each_event_once_and_refuse_only_second_attempts,
 ];

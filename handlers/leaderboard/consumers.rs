@@ -12,8 +12,9 @@ use crate::kernel::events::{
 };
 use crate::kernel::{DisplayName, QuizDay, UserId};
 use crate::platform::functions::InvocationFailure;
-use crate::platform::functions::consumer::{Handled, PoisonTable, consume};
+use crate::platform::functions::consumer::{Handled, PoisonTable, consume, consume_batch};
 use crate::platform::functions::protocol::{InvocationRequest, InvocationResponse};
+use crate::platform::store::InboxKey;
 
 /// Consumer names (inbox and poison rows carry them).
 pub const USER_REGISTERED: &str = "leaderboard.user-registered";
@@ -75,28 +76,48 @@ pub async fn on_quiz_generated(
 }
 
 /// `QuizAttemptEvaluated` → daily, weekly and all-time scores and the streak; at most one
-/// attempt per player and day counts.
+/// attempt per player and day counts. The subscription is batched (`"cardinality": "many"`):
+/// the events of one invocation are applied in one transaction, in order, each with its own
+/// inbox row and its own decision by `scoring::apply_attempt`; an event the rules refuse is
+/// poison by itself and does not fail the others.
 pub async fn on_attempt_evaluated(
     board: &Leaderboard,
     poison: &PoisonTable,
     inv: &InvocationRequest,
     binding: &str,
 ) -> Result<InvocationResponse, InvocationFailure> {
-    consume(
+    consume_batch(
         poison,
         ATTEMPT_EVALUATED,
         inv,
         binding,
         EventType::QuizAttemptEvaluated,
-        |inbox, e: QuizAttemptEvaluatedV1| async move {
-            let attempt = match ScoredAttempt::from_event(e, board.today()) {
-                Ok(a) => a,
-                Err(why) => return Ok(Handled::Poison(why)),
-            };
-            Ok(match board.apply_attempt(&inbox, &attempt).await? {
-                AttemptApplied::Applied(a) => Handled::Applied(a),
-                AttemptApplied::Refused(why) => Handled::Poison(why),
-            })
+        |events: Vec<(InboxKey, QuizAttemptEvaluatedV1)>| async move {
+            let today = board.today();
+            let mut handled: Vec<Option<Handled>> = Vec::with_capacity(events.len());
+            let mut valid = Vec::with_capacity(events.len());
+            for (inbox, e) in events {
+                match ScoredAttempt::from_event(e, today) {
+                    Ok(a) => {
+                        valid.push((inbox, a));
+                        handled.push(None);
+                    }
+                    Err(why) => handled.push(Some(Handled::Poison(why))),
+                }
+            }
+            let mut applied = board.apply_attempts(&valid).await?.into_iter();
+            Ok(handled
+                .into_iter()
+                .map(|h| {
+                    h.unwrap_or_else(|| match applied.next() {
+                        Some(AttemptApplied::Applied(a)) => Handled::Applied(a),
+                        Some(AttemptApplied::Refused(why)) => Handled::Poison(why),
+                        None => {
+                            Handled::Poison("the store answered fewer outcomes than events".into())
+                        }
+                    })
+                })
+                .collect())
         },
     )
     .await

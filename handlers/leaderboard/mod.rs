@@ -118,6 +118,22 @@ pub trait LeaderboardRepo: Send + Sync {
         attempt: &ScoredAttempt,
         now: DateTime<Utc>,
     ) -> Result<AttemptApplied, StoreError>;
+    /// Applies many attempt events in one transaction, in order, each with its own inbox row
+    /// and its own `scoring::apply_attempt` decision: the outcome at index `i` is the one
+    /// `apply_attempt` would have given event `i` applied after events `0..i`. A refused event
+    /// leaves nothing behind (not even its inbox row) and does not fail the batch; a storage
+    /// error fails the whole batch (nothing of it is kept). The default applies one by one.
+    async fn apply_attempts(
+        &self,
+        batch: &[(InboxKey, ScoredAttempt)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<AttemptApplied>, StoreError> {
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for (inbox, attempt) in batch {
+            outcomes.push(self.apply_attempt(inbox, attempt, now).await?);
+        }
+        Ok(outcomes)
+    }
     /// Rows ordered by score (desc) then user id, with competition ranks.
     async fn top(
         &self,
@@ -312,6 +328,22 @@ impl Leaderboard {
             self.applied(a);
         }
         Ok(outcome)
+    }
+
+    /// A batch of attempt events in one transaction (see `LeaderboardRepo::apply_attempts`).
+    pub async fn apply_attempts(
+        &self,
+        batch: &[(InboxKey, ScoredAttempt)],
+    ) -> Result<Vec<AttemptApplied>, StoreError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = self.clock.now();
+        let outcomes = self.repo.apply_attempts(batch, now).await?;
+        if outcomes.contains(&AttemptApplied::Applied(Applied::Now)) {
+            self.applied(Applied::Now);
+        }
+        Ok(outcomes)
     }
 
     /// The board's histogram (cached), or `None` if the backend has none.

@@ -77,6 +77,32 @@ pub struct AttemptEffect {
     pub scores: [ScoreWrite; 3],
 }
 
+/// The histogram moves of many score writes, summed per bucket: what a batch of attempts does
+/// to the histograms, written once per bucket at the end of the batch instead of once per
+/// event (a hot bucket, e.g. today's most common score, is then locked once per batch). Keys
+/// iterate in a fixed order (`period_key`, `score`), so concurrent batches lock buckets in the
+/// same order. Buckets whose moves cancel out are left out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistogramDeltas(std::collections::BTreeMap<(String, u32), i64>);
+
+impl HistogramDeltas {
+    /// Adds one write's move: out of its previous bucket (if any), into its new one.
+    pub fn add(&mut self, w: &ScoreWrite) {
+        if let Some(old) = w.previous {
+            *self.0.entry((w.period_key.clone(), old)).or_default() -= 1;
+        }
+        *self.0.entry((w.period_key.clone(), w.score)).or_default() += 1;
+    }
+
+    /// `(period_key, score, delta)` for every bucket that changes, in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, u32, i64)> {
+        self.0
+            .iter()
+            .filter(|(_, d)| **d != 0)
+            .map(|((k, s), d)| (k.as_str(), *s, *d))
+    }
+}
+
 /// Applies `attempt` to `before`. At most one attempt per player and quiz day counts: a
 /// second one (a distinct event for a day already on the player's daily board) is refused,
 /// and the caller stores it as poison.
@@ -256,6 +282,23 @@ mod tests {
                 ),
             }
         }
+    }
+
+    #[test]
+    fn histogram_deltas_sum_moves_per_bucket_and_drop_the_ones_that_cancel() {
+        let w = |key: &str, score, previous| ScoreWrite {
+            period_key: key.into(),
+            score,
+            quizzes: 1,
+            previous,
+        };
+        let mut d = HistogramDeltas::default();
+        d.add(&w("day:x", 30, None));
+        d.add(&w("day:x", 30, None));
+        d.add(&w("all", 50, Some(20)));
+        d.add(&w("all", 20, Some(0)));
+        let got: Vec<_> = d.iter().collect();
+        assert_eq!(got, vec![("all", 0, -1), ("all", 50, 1), ("day:x", 30, 2)]);
     }
 
     #[test]

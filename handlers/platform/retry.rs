@@ -128,6 +128,7 @@ pub fn jitter_unit() -> f64 {
 /// means "now" (`Duration::ZERO`).
 pub fn retry_after(headers: &HeaderMap, max: Duration) -> Option<Duration> {
     use crate::platform::clock::{Clock, SystemClock};
+    // The real clock, through the one place that reads it (an HTTP-date needs wall time).
     retry_after_at(headers, max, SystemTime::from(SystemClock.now()))
 }
 

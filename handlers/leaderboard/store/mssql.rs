@@ -11,12 +11,15 @@
 
 use super::tsql as sql;
 use crate::kernel::{QuizDay, Streak, UserId};
-use crate::leaderboard::scoring::{self, PlayerBefore, ScoreWrite, boards_of, rank_page};
+use crate::leaderboard::scoring::{
+    self, HistogramDeltas, PlayerBefore, ScoreWrite, boards_of, rank_page,
+};
 use crate::leaderboard::{
     AttemptApplied, BoardRow, LeaderboardRepo, PlayerStats, RankedRow, ScoredAttempt, Standing,
 };
 use crate::platform::store::mssql::{
-    Conn, DbError, Mssql, Tx, col, day, ms, opt_col, parse_day, record_inbox, text, unsigned,
+    Conn, DbError, Mssql, Tx, col, day, forget_inbox, ms, opt_col, parse_day, record_inbox, text,
+    unsigned,
 };
 use crate::platform::store::{Applied, InboxKey, StoreError};
 use async_trait::async_trait;
@@ -74,7 +77,34 @@ async fn board_score(c: &mut Conn, key: &str, user: &str) -> Result<Option<(u32,
         .transpose()
 }
 
-async fn write_score(c: &mut Conn, user: &str, w: &ScoreWrite) -> Result<(), DbError> {
+/// Adds a batch's summed moves to one bucket: a positive delta updates or creates it, a
+/// negative one updates it or, when it empties, deletes it.
+async fn add_to_histogram(c: &mut Conn, key: &str, score: u32, delta: i64) -> Result<(), DbError> {
+    let (score, n) = (
+        int(score, "score")?,
+        i32::try_from(delta).map_err(|_| {
+            DbError::corrupt(format!("histogram delta {delta} does not fit an int"))
+        })?,
+    );
+    if c.execute(sql::HISTOGRAM_ADD, &[&key, &score, &n]).await? == 0 {
+        if n > 0 {
+            c.execute(sql::HISTOGRAM_INSERT_MANY, &[&key, &score, &n])
+                .await?;
+        } else {
+            c.execute(sql::HISTOGRAM_DELETE, &[&key, &score]).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes the player's board row; the histogram move goes to `deltas` when the caller sums a
+/// batch's moves, else straight to the histogram.
+async fn write_score(
+    c: &mut Conn,
+    user: &str,
+    w: &ScoreWrite,
+    deltas: Option<&mut HistogramDeltas>,
+) -> Result<(), DbError> {
     let key = w.period_key.as_str();
     let (score, quizzes) = (int(w.score, "score")?, int(w.quizzes, "quizzes")?);
     match w.previous {
@@ -87,6 +117,10 @@ async fn write_score(c: &mut Conn, user: &str, w: &ScoreWrite) -> Result<(), DbE
                 .await?
         }
     };
+    if let Some(deltas) = deltas {
+        deltas.add(w);
+        return Ok(());
+    }
     if let Some(old) = w.previous {
         bump_histogram(c, key, old, false).await?;
     }
@@ -109,6 +143,64 @@ fn applied<T: From<Applied>>(result: Result<T, DbError>) -> Result<T, StoreError
         Err(e) if e.is_unique_violation_of(INBOX_PK) => Ok(Applied::AlreadyProcessed.into()),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Applies one attempt event inside the caller's transaction: records the inbox row, reads
+/// and locks the player's state, asks `scoring::apply_attempt`, writes its effect. Commits
+/// nothing: on `Refused` or `AlreadyProcessed` the caller rolls back (to its savepoint).
+async fn apply_one(
+    c: &mut Conn,
+    inbox: &InboxKey,
+    a: &ScoredAttempt,
+    now: DateTime<Utc>,
+    mut deltas: Option<&mut HistogramDeltas>,
+) -> Result<AttemptApplied, DbError> {
+    if !first_delivery(c, inbox, now).await? {
+        return Ok(AttemptApplied::Applied(Applied::AlreadyProcessed));
+    }
+    let user = a.user_id.as_str();
+    c.execute(sql::PLAYER_INSERT, &[&user, &a.display_name.as_str()])
+        .await?;
+    let rows = c.query(sql::PLAYER_STREAK_FOR_UPDATE, &[&user]).await?;
+    let row = rows
+        .first()
+        .ok_or_else(|| DbError::corrupt("player vanished inside a transaction"))?;
+    let mut before = PlayerBefore {
+        streak: Streak {
+            current: unsigned(
+                col::<i32>(row, 0, "current_streak")?.into(),
+                "current_streak",
+            )?,
+            best: unsigned(col::<i32>(row, 1, "best_streak")?.into(), "best_streak")?,
+            last_played: opt_col::<NaiveDate>(row, 2, "last_played")?
+                .map(parse_day)
+                .transpose()?,
+        },
+        boards: Default::default(),
+    };
+    for (slot, period) in before.boards.iter_mut().zip(boards_of(a.day)) {
+        *slot = board_score(c, &period.key(), user).await?;
+    }
+    let effect = match scoring::apply_attempt(a, &before) {
+        Ok(effect) => effect,
+        Err(why) => return Ok(AttemptApplied::Refused(why)),
+    };
+    let streak = effect.streak;
+    c.execute(
+        sql::PLAYER_APPLY_ATTEMPT,
+        &[
+            &user,
+            &i64::from(effect.points),
+            &int(streak.current, "current_streak")?,
+            &int(streak.best, "best_streak")?,
+            &streak.last_played.map(day),
+        ],
+    )
+    .await?;
+    for w in &effect.scores {
+        write_score(c, user, w, deltas.as_deref_mut()).await?;
+    }
+    Ok(AttemptApplied::Applied(Applied::Now))
 }
 
 #[async_trait]
@@ -168,65 +260,62 @@ impl LeaderboardRepo for Mssql {
         attempt: &ScoredAttempt,
         now: DateTime<Utc>,
     ) -> Result<AttemptApplied, StoreError> {
-        let a = attempt;
         applied(
             self.write("leaderboard.apply_attempt", |c, _| {
                 Box::pin(async move {
-                    if !first_delivery(c, inbox, now).await? {
-                        return Ok(Tx::Rollback(AttemptApplied::Applied(
-                            Applied::AlreadyProcessed,
-                        )));
-                    }
-                    let user = a.user_id.as_str();
-                    c.execute(sql::PLAYER_INSERT, &[&user, &a.display_name.as_str()])
-                        .await?;
-                    let rows = c.query(sql::PLAYER_STREAK_FOR_UPDATE, &[&user]).await?;
-                    let row = rows
-                        .first()
-                        .ok_or_else(|| DbError::corrupt("player vanished inside a transaction"))?;
-                    let mut before = PlayerBefore {
-                        streak: Streak {
-                            current: unsigned(
-                                col::<i32>(row, 0, "current_streak")?.into(),
-                                "current_streak",
-                            )?,
-                            best: unsigned(
-                                col::<i32>(row, 1, "best_streak")?.into(),
-                                "best_streak",
-                            )?,
-                            last_played: opt_col::<NaiveDate>(row, 2, "last_played")?
-                                .map(parse_day)
-                                .transpose()?,
-                        },
-                        boards: Default::default(),
-                    };
-                    for (slot, period) in before.boards.iter_mut().zip(boards_of(a.day)) {
-                        *slot = board_score(c, &period.key(), user).await?;
-                    }
-                    let effect = match scoring::apply_attempt(a, &before) {
-                        Ok(effect) => effect,
-                        Err(why) => return Ok(Tx::Rollback(AttemptApplied::Refused(why))),
-                    };
-                    let streak = effect.streak;
-                    c.execute(
-                        sql::PLAYER_APPLY_ATTEMPT,
-                        &[
-                            &user,
-                            &i64::from(effect.points),
-                            &int(streak.current, "current_streak")?,
-                            &int(streak.best, "best_streak")?,
-                            &streak.last_played.map(day),
-                        ],
-                    )
-                    .await?;
-                    for w in &effect.scores {
-                        write_score(c, user, w).await?;
-                    }
-                    Ok(Tx::Commit(AttemptApplied::Applied(Applied::Now)))
+                    Ok(match apply_one(c, inbox, attempt, now, None).await? {
+                        // A refusal or a replay rolls back: the inbox row goes with it.
+                        outcome @ AttemptApplied::Applied(Applied::Now) => Tx::Commit(outcome),
+                        outcome => Tx::Rollback(outcome),
+                    })
                 })
             })
             .await,
         )
+    }
+
+    async fn apply_attempts(
+        &self,
+        batch: &[(InboxKey, ScoredAttempt)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<AttemptApplied>, StoreError> {
+        let result = self
+            .write("leaderboard.apply_attempts", |c, _| {
+                Box::pin(async move {
+                    let mut outcomes = Vec::with_capacity(batch.len());
+                    // The histogram moves of the whole batch, written once per bucket at the
+                    // end in key order: a hot bucket is locked once per batch, for one
+                    // statement, and concurrent batches take buckets in the same order.
+                    let mut deltas = HistogramDeltas::default();
+                    for (inbox, attempt) in batch {
+                        let outcome = apply_one(c, inbox, attempt, now, Some(&mut deltas)).await?;
+                        // A refused event must leave nothing behind. `apply_one` decides before
+                        // it writes anything but the inbox row (its player insert is a no-op
+                        // then: a refusal means the player already has today's board row), so
+                        // forgetting that row undoes it; a replay wrote nothing.
+                        if matches!(outcome, AttemptApplied::Refused(_)) {
+                            forget_inbox(c, inbox).await?;
+                        }
+                        outcomes.push(outcome);
+                    }
+                    for (key, score, delta) in deltas.iter() {
+                        add_to_histogram(c, key, score, delta).await?;
+                    }
+                    Ok(Tx::Commit(outcomes))
+                })
+            })
+            .await;
+        match result {
+            Ok(outcomes) => Ok(outcomes),
+            // A concurrent delivery of one of the events won its inbox key and XACT_ABORT rolled
+            // the whole batch back: nothing of it is stored, so redelivering it is safe, and on
+            // redelivery that event reads as already processed.
+            Err(e) if e.is_unique_violation_of(INBOX_PK) => Err(StoreError::Unavailable(format!(
+                "a concurrent delivery raced this batch; redeliver it: {}",
+                e.message
+            ))),
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn top(

@@ -3,7 +3,9 @@
 //! a rank is `1 + SUM(players above)` over a few hundred rows, whatever the number of players.
 
 use crate::kernel::{QuizDay, Streak, UserId};
-use crate::leaderboard::scoring::{self, PlayerBefore, ScoreWrite, boards_of, rank_page};
+use crate::leaderboard::scoring::{
+    self, HistogramDeltas, PlayerBefore, ScoreWrite, boards_of, rank_page,
+};
 use crate::leaderboard::{
     AttemptApplied, BoardRow, LeaderboardRepo, PlayerStats, RankedRow, ScoredAttempt, Standing,
 };
@@ -11,7 +13,7 @@ use crate::platform::store::sqlite::{Sqlite, db, parse_day, record_inbox, ts};
 use crate::platform::store::{Applied, InboxKey, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 fn players_above(conn: &Connection, key: &str, score: u32) -> Result<u64, StoreError> {
     conn.prepare_cached("SELECT COALESCE(SUM(players), 0) FROM leaderboard_histogram WHERE period_key = ?1 AND score > ?2")
@@ -21,12 +23,7 @@ fn players_above(conn: &Connection, key: &str, score: u32) -> Result<u64, StoreE
         .map_err(db)
 }
 
-fn bump_histogram(
-    tx: &Transaction<'_>,
-    key: &str,
-    score: u32,
-    delta: i64,
-) -> Result<(), StoreError> {
+fn bump_histogram(tx: &Connection, key: &str, score: u32, delta: i64) -> Result<(), StoreError> {
     if delta > 0 {
         tx.prepare_cached(
             "INSERT INTO leaderboard_histogram (period_key, score, players) VALUES (?1, ?2, ?3)
@@ -51,7 +48,34 @@ fn bump_histogram(
     Ok(())
 }
 
-fn write_score(tx: &Transaction<'_>, user: &str, w: &ScoreWrite) -> Result<(), StoreError> {
+/// Adds `delta` players to a histogram bucket (a batch's summed moves); a bucket that empties
+/// is deleted (the table keeps only non-empty buckets: `CHECK (players > 0)`).
+fn add_to_histogram(tx: &Connection, key: &str, score: u32, delta: i64) -> Result<(), StoreError> {
+    if delta > 0 {
+        return bump_histogram(tx, key, score, delta);
+    }
+    let n = tx
+        .prepare_cached("UPDATE leaderboard_histogram SET players = players + ?3 WHERE period_key = ?1 AND score = ?2 AND players > -?3")
+        .map_err(db)?
+        .execute(params![key, score, delta])
+        .map_err(db)?;
+    if n == 0 {
+        tx.prepare_cached("DELETE FROM leaderboard_histogram WHERE period_key = ?1 AND score = ?2")
+            .map_err(db)?
+            .execute(params![key, score])
+            .map_err(db)?;
+    }
+    Ok(())
+}
+
+/// Writes the player's board row; the histogram move goes to `deltas` when the caller sums a
+/// batch's moves, else straight to the histogram.
+fn write_score(
+    tx: &Connection,
+    user: &str,
+    w: &ScoreWrite,
+    deltas: Option<&mut HistogramDeltas>,
+) -> Result<(), StoreError> {
     tx.prepare_cached(
         "INSERT INTO leaderboard_scores (period_key, user_id, score, quizzes) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (period_key, user_id) DO UPDATE SET score = excluded.score, quizzes = excluded.quizzes",
@@ -59,17 +83,17 @@ fn write_score(tx: &Transaction<'_>, user: &str, w: &ScoreWrite) -> Result<(), S
     .map_err(db)?
     .execute(params![w.period_key, user, w.score, w.quizzes])
     .map_err(db)?;
+    if let Some(deltas) = deltas {
+        deltas.add(w);
+        return Ok(());
+    }
     if let Some(old) = w.previous {
         bump_histogram(tx, &w.period_key, old, -1)?;
     }
     bump_histogram(tx, &w.period_key, w.score, 1)
 }
 
-fn board_score(
-    tx: &Transaction<'_>,
-    key: &str,
-    user: &str,
-) -> Result<Option<(u32, u32)>, StoreError> {
+fn board_score(tx: &Connection, key: &str, user: &str) -> Result<Option<(u32, u32)>, StoreError> {
     tx.prepare_cached(
         "SELECT score, quizzes FROM leaderboard_scores WHERE period_key = ?1 AND user_id = ?2",
     )
@@ -77,6 +101,58 @@ fn board_score(
     .query_row(params![key, user], |r| Ok((r.get(0)?, r.get(1)?)))
     .optional()
     .map_err(db)
+}
+
+/// Applies one attempt event on `conn` (inside the caller's transaction or savepoint): records
+/// the inbox row, reads the player's state, asks `scoring::apply_attempt`, writes its effect.
+/// Commits nothing: on `Refused` or `AlreadyProcessed` the caller rolls back.
+fn apply_one(
+    conn: &Connection,
+    inbox: &InboxKey,
+    a: &ScoredAttempt,
+    now: DateTime<Utc>,
+    mut deltas: Option<&mut HistogramDeltas>,
+) -> Result<AttemptApplied, StoreError> {
+    if !record_inbox(conn, inbox, now)? {
+        return Ok(AttemptApplied::Applied(Applied::AlreadyProcessed));
+    }
+    let user = a.user_id.as_str();
+    conn.prepare_cached("INSERT INTO leaderboard_players (user_id, display_name) VALUES (?1, ?2) ON CONFLICT DO NOTHING")
+        .map_err(db)?
+        .execute(params![user, a.display_name])
+        .map_err(db)?;
+    let (current, best, last): (u32, u32, Option<String>) = conn
+        .prepare_cached("SELECT current_streak, best_streak, last_played FROM leaderboard_players WHERE user_id = ?1")
+        .map_err(db)?
+        .query_row([user], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .map_err(db)?;
+    let mut before = PlayerBefore {
+        streak: Streak {
+            current,
+            best,
+            last_played: last.as_deref().map(parse_day).transpose()?,
+        },
+        boards: Default::default(),
+    };
+    for (slot, period) in before.boards.iter_mut().zip(boards_of(a.day)) {
+        *slot = board_score(conn, &period.key(), user)?;
+    }
+    let effect = match scoring::apply_attempt(a, &before) {
+        Ok(effect) => effect,
+        Err(why) => return Ok(AttemptApplied::Refused(why)),
+    };
+    let streak = effect.streak;
+    conn.prepare_cached(
+        "UPDATE leaderboard_players SET quizzes_played = quizzes_played + 1, total_score = total_score + ?2,
+         current_streak = ?3, best_streak = ?4, last_played = ?5 WHERE user_id = ?1",
+    )
+    .map_err(db)?
+    .execute(params![user, effect.points, streak.current, streak.best, streak.last_played.map(|d| d.to_string())])
+    .map_err(db)?;
+    for w in &effect.scores {
+        write_score(conn, user, w, deltas.as_deref_mut())?;
+    }
+    Ok(AttemptApplied::Applied(Applied::Now))
 }
 
 #[async_trait]
@@ -139,45 +215,49 @@ impl LeaderboardRepo for Sqlite {
     ) -> Result<AttemptApplied, StoreError> {
         let (inbox, a) = (inbox.clone(), attempt.clone());
         self.write(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
-            if !record_inbox(&tx, &inbox, now)? {
-                return Ok(AttemptApplied::Applied(Applied::AlreadyProcessed));
-            }
-            let user = a.user_id.as_str();
-            tx.prepare_cached("INSERT INTO leaderboard_players (user_id, display_name) VALUES (?1, ?2) ON CONFLICT DO NOTHING")
-                .map_err(db)?
-                .execute(params![user, a.display_name])
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(db)?;
-            let (current, best, last): (u32, u32, Option<String>) = tx
-                .prepare_cached("SELECT current_streak, best_streak, last_played FROM leaderboard_players WHERE user_id = ?1")
-                .map_err(db)?
-                .query_row([user], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .map_err(db)?;
-            let mut before = PlayerBefore {
-                streak: Streak { current, best, last_played: last.as_deref().map(parse_day).transpose()? },
-                boards: Default::default(),
-            };
-            for (slot, period) in before.boards.iter_mut().zip(boards_of(a.day)) {
-                *slot = board_score(&tx, &period.key(), user)?;
+            let outcome = apply_one(&tx, &inbox, &a, now, None)?;
+            // A refusal or a replay drops `tx`: the inbox row rolls back with it, so a replay
+            // meets the same rule.
+            if outcome == AttemptApplied::Applied(Applied::Now) {
+                tx.commit().map_err(db)?;
             }
-            let effect = match scoring::apply_attempt(&a, &before) {
-                Ok(effect) => effect,
-                // Dropping `tx` rolls back the inbox row: a replay meets the same rule.
-                Err(why) => return Ok(AttemptApplied::Refused(why)),
-            };
-            let streak = effect.streak;
-            tx.prepare_cached(
-                "UPDATE leaderboard_players SET quizzes_played = quizzes_played + 1, total_score = total_score + ?2,
-                 current_streak = ?3, best_streak = ?4, last_played = ?5 WHERE user_id = ?1",
-            )
-            .map_err(db)?
-            .execute(params![user, effect.points, streak.current, streak.best, streak.last_played.map(|d| d.to_string())])
-            .map_err(db)?;
-            for w in &effect.scores {
-                write_score(&tx, user, w)?;
+            Ok(outcome)
+        })
+        .await
+    }
+
+    async fn apply_attempts(
+        &self,
+        batch: &[(InboxKey, ScoredAttempt)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<AttemptApplied>, StoreError> {
+        let batch = batch.to_vec();
+        self.write(move |conn| {
+            let mut tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db)?;
+            let mut outcomes = Vec::with_capacity(batch.len());
+            let mut deltas = HistogramDeltas::default();
+            for (inbox, a) in &batch {
+                // One savepoint per event: a refused event leaves nothing behind (not even its
+                // inbox row), the others in the batch keep their effects. A refusal happens
+                // before any histogram move, so `deltas` holds only applied events' moves.
+                let sp = tx.savepoint().map_err(db)?;
+                let outcome = apply_one(&sp, inbox, a, now, Some(&mut deltas))?;
+                if outcome == AttemptApplied::Applied(Applied::Now) {
+                    sp.commit().map_err(db)?;
+                }
+                outcomes.push(outcome);
+            }
+            // Each touched bucket once, in key order.
+            for (key, score, delta) in deltas.iter() {
+                add_to_histogram(&tx, key, score, delta)?;
             }
             tx.commit().map_err(db)?;
-            Ok(AttemptApplied::Applied(Applied::Now))
+            Ok(outcomes)
         })
         .await
     }

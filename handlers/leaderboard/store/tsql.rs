@@ -20,6 +20,11 @@ pub const HISTOGRAM_INSERT: &str =
 pub const HISTOGRAM_DECREMENT: &str = "UPDATE leaderboard.histogram SET players = players - 1 WHERE period_key = @P1 AND score = @P2 AND players > 1";
 pub const HISTOGRAM_DELETE: &str =
     "DELETE FROM leaderboard.histogram WHERE period_key = @P1 AND score = @P2";
+/// A batch's summed moves (`@P3` players, positive or negative) on one bucket, once per batch
+/// (see `scoring::HistogramDeltas`); HOLDLOCK as for the increment.
+pub const HISTOGRAM_ADD: &str = "UPDATE leaderboard.histogram WITH (HOLDLOCK) SET players = players + @P3 WHERE period_key = @P1 AND score = @P2 AND players + @P3 > 0";
+pub const HISTOGRAM_INSERT_MANY: &str =
+    "INSERT INTO leaderboard.histogram (period_key, score, players) VALUES (@P1, @P2, @P3)";
 pub const DAY_OPEN: &str = "INSERT INTO leaderboard.days (quiz_date, opened_at) SELECT @P1, @P2 WHERE NOT EXISTS (SELECT 1 FROM leaderboard.days WITH (UPDLOCK, HOLDLOCK) WHERE quiz_date = @P1)";
 pub const DAY_OPENED: &str = "SELECT CASE WHEN EXISTS (SELECT 1 FROM leaderboard.days WHERE quiz_date = @P1) THEN CAST(1 AS bit) ELSE CAST(0 AS bit) END";
 /// A page of a board: an ordered range seek on `leaderboard_scores_top`
@@ -61,6 +66,8 @@ pub fn all_statements() -> Vec<(&'static str, &'static str)> {
         ("HISTOGRAM_INSERT", HISTOGRAM_INSERT),
         ("HISTOGRAM_DECREMENT", HISTOGRAM_DECREMENT),
         ("HISTOGRAM_DELETE", HISTOGRAM_DELETE),
+        ("HISTOGRAM_ADD", HISTOGRAM_ADD),
+        ("HISTOGRAM_INSERT_MANY", HISTOGRAM_INSERT_MANY),
         ("DAY_OPEN", DAY_OPEN),
         ("DAY_OPENED", DAY_OPENED),
         ("BOARD_PAGE", BOARD_PAGE),

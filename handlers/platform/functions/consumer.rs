@@ -154,3 +154,145 @@ where
         Err(e) => Err(InvocationFailure(format!("{consumer}: {e}"))),
     }
 }
+
+/// One event of a batch, parsed and ready for the effect.
+struct Parsed<T> {
+    inbox: InboxKey,
+    data: T,
+    body: String,
+    delivery_count: u32,
+}
+
+/// Consumes a Service Bus invocation that may carry many messages (`"cardinality": "many"`;
+/// a single message is a batch of one). Each message is decoded and parsed on its own, and one
+/// that can never succeed is stored as poison by itself; the others go to `apply` together, in
+/// delivery order, so the consumer can apply them in one transaction (each with its own inbox
+/// key). `apply` returns one [`Handled`] per item, in order.
+///
+/// - a transient storage error fails the invocation: the host redelivers the whole batch, and
+///   the inbox keys make the events already applied count once;
+/// - a permanent storage error of the batch is retried one event at a time, so only the event
+///   that causes it becomes poison.
+pub async fn consume_batch<K, T, F, Fut>(
+    poison: &PoisonTable,
+    consumer: &'static str,
+    inv: &InvocationRequest,
+    binding: &str,
+    expected: K,
+    apply: F,
+) -> Result<InvocationResponse, InvocationFailure>
+where
+    K: EventKind + Copy,
+    T: for<'de> serde::Deserialize<'de> + Clone,
+    F: Fn(Vec<(InboxKey, T)>) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<Handled>, StoreError>>,
+{
+    let messages = match inv.service_bus_messages(binding) {
+        Ok(m) => m,
+        Err(reason) => return poison.store(consumer, None, "", &reason).await,
+    };
+    let mut logs = Vec::new();
+    let mut parsed = Vec::with_capacity(messages.len());
+    for message in messages {
+        match CloudEvent::parse_as::<T>(&message.body, expected) {
+            Ok((envelope, data)) => parsed.push(Parsed {
+                inbox: InboxKey {
+                    consumer,
+                    event_id: envelope.id,
+                },
+                data,
+                body: message.body,
+                delivery_count: message.delivery_count,
+            }),
+            Err(reason) => {
+                let id = message.message_id.as_deref();
+                logs.extend(
+                    poison
+                        .store(consumer, id, &message.body, &reason)
+                        .await?
+                        .logs,
+                );
+            }
+        }
+    }
+    if parsed.is_empty() {
+        return Ok(InvocationResponse::logs(logs));
+    }
+    let items = || {
+        parsed
+            .iter()
+            .map(|p| (p.inbox.clone(), p.data.clone()))
+            .collect::<Vec<_>>()
+    };
+    let outcomes: Vec<Result<Handled, StoreError>> = match apply(items()).await {
+        Ok(handled) if handled.len() == parsed.len() => handled.into_iter().map(Ok).collect(),
+        Ok(handled) => {
+            return Err(InvocationFailure(format!(
+                "{consumer}: the batch effect answered {} outcomes for {} events",
+                handled.len(),
+                parsed.len()
+            )));
+        }
+        Err(e) if e.is_transient() => return Err(InvocationFailure(format!("{consumer}: {e}"))),
+        Err(e) => {
+            tracing::warn!(consumer, error = %e, events = parsed.len(), "batch refused by storage; applying its events one by one");
+            let mut one_by_one = Vec::with_capacity(parsed.len());
+            for p in &parsed {
+                one_by_one.push(
+                    apply(vec![(p.inbox.clone(), p.data.clone())])
+                        .await
+                        .and_then(|mut h| {
+                            h.pop()
+                                .ok_or_else(|| StoreError::Corrupt("no outcome".into()))
+                        }),
+                );
+            }
+            one_by_one
+        }
+    };
+    let (mut now, mut before) = (0usize, 0usize);
+    for (p, outcome) in parsed.iter().zip(outcomes) {
+        let id = p.inbox.event_id.as_str();
+        match outcome {
+            Ok(Handled::Applied(Applied::Now)) => now += 1,
+            Ok(Handled::Applied(Applied::AlreadyProcessed)) => {
+                before += 1;
+                logs.push(format!(
+                    "{consumer}: {id} was already processed (delivery {})",
+                    p.delivery_count
+                ));
+            }
+            Ok(Handled::Poison(reason)) => logs.extend(
+                poison
+                    .store(consumer, Some(id), &p.body, &reason)
+                    .await?
+                    .logs,
+            ),
+            Err(e) if !e.is_transient() => {
+                let reason = format!("permanent storage error: {e}");
+                logs.extend(
+                    poison
+                        .store(consumer, Some(id), &p.body, &reason)
+                        .await?
+                        .logs,
+                )
+            }
+            Err(e) => return Err(InvocationFailure(format!("{consumer}: {e}"))),
+        }
+    }
+    tracing::info!(
+        consumer,
+        applied = now,
+        already = before,
+        batch = parsed.len(),
+        "events applied"
+    );
+    logs.insert(
+        0,
+        format!(
+            "{consumer}: applied {now} of {} (already processed: {before})",
+            parsed.len()
+        ),
+    );
+    Ok(InvocationResponse::logs(logs))
+}

@@ -65,17 +65,24 @@ impl LocalBus {
         self.target.get().cloned()
     }
 
+    /// Delivers `evs` to one subscriber: one invocation per event, or one per batch when the
+    /// function's trigger is `"cardinality": "many"` (`batch`), redelivering the whole
+    /// invocation with `DeliveryCount + 1` on failure, then dead-lettering its events.
     async fn deliver(
         &self,
         base: &str,
-        function: &str,
-        binding: &str,
-        subscription: &str,
-        ev: &PendingEvent,
+        sub: &Subscriber,
+        evs: &[PendingEvent],
     ) -> Result<(), PublishError> {
+        let (function, subscription) = (sub.function.as_str(), sub.subscription.as_str());
         let url = format!("{base}/{function}");
         for delivery in 1..=MAX_DELIVERIES {
-            let body = invocation_body(function, binding, ev, delivery, self.clock.now());
+            let now = self.clock.now();
+            let body = if sub.many {
+                batch_invocation_body(function, &sub.binding, evs, delivery, now)
+            } else {
+                invocation_body(function, &sub.binding, &evs[0], delivery, now)
+            };
             let sent = self
                 .http
                 .post(&url)
@@ -96,7 +103,7 @@ impl LocalBus {
             match sent {
                 Ok(res) if res.status().is_success() => return Ok(()),
                 Ok(res) => {
-                    tracing::warn!(function, subscription, delivery, status = %res.status(), event_id = %ev.event_id, "delivery failed; redelivering")
+                    tracing::warn!(function, subscription, delivery, status = %res.status(), first_event_id = %evs[0].event_id, events = evs.len(), "delivery failed; redelivering")
                 }
                 Err(e) if e.is_connect() => {
                     return Err(PublishError::Transient(format!(
@@ -109,8 +116,10 @@ impl LocalBus {
             }
             tokio::time::sleep(REDELIVERY.step(delivery)).await;
         }
-        tracing::error!(function, subscription, event_id = %ev.event_id, "max delivery count reached; dead-lettering");
-        self.dead_letter(function, subscription, ev);
+        for ev in evs {
+            tracing::error!(function, subscription, event_id = %ev.event_id, "max delivery count reached; dead-lettering");
+            self.dead_letter(function, subscription, ev);
+        }
         Ok(())
     }
 
@@ -136,15 +145,21 @@ impl EventPublisher for LocalBus {
         let base = self
             .handler_url()
             .ok_or_else(|| PublishError::Transient("the handler is not running".into()))?;
-        let subscribers: Vec<(String, String, String)> = self
+        let subscribers: Vec<Subscriber> = self
             .functions
             .subscribers(topic)
             .filter_map(|f| match &f.trigger {
                 Trigger::ServiceBus {
                     binding,
                     subscription,
+                    many,
                     ..
-                } => Some((f.name.clone(), binding.clone(), subscription.clone())),
+                } => Some(Subscriber {
+                    function: f.name.clone(),
+                    binding: binding.clone(),
+                    subscription: subscription.clone(),
+                    many: *many,
+                }),
                 _ => None,
             })
             .collect();
@@ -153,16 +168,69 @@ impl EventPublisher for LocalBus {
                 "topic '{topic}' has no subscriber in functions/*/function.json"
             )));
         }
-        for ev in events {
-            let deliveries = subscribers
-                .iter()
-                .map(|(f, b, s)| self.deliver(&base, f, b, s, ev));
-            for r in futures_util::future::join_all(deliveries).await {
-                r?;
+        // Subscriptions are independent (as on Service Bus); within one, events go in order,
+        // in batches of at most maxMessageBatchSize for a `"cardinality": "many"` function.
+        let batch = self.functions.max_message_batch_size;
+        let base = base.as_str();
+        let deliveries = subscribers.iter().map(|sub| async move {
+            let size = if sub.many { batch } else { 1 };
+            for chunk in events.chunks(size) {
+                self.deliver(base, sub, chunk).await?;
             }
+            Ok::<_, PublishError>(())
+        });
+        for r in futures_util::future::join_all(deliveries).await {
+            r?;
         }
         Ok(())
     }
+}
+
+/// A function subscribed to a topic.
+struct Subscriber {
+    function: String,
+    binding: String,
+    subscription: String,
+    many: bool,
+}
+
+/// A batch Service Bus trigger invocation (`"cardinality": "many"`) as the host builds it:
+/// `Data.<binding>` is a string holding the JSON array of message bodies, and each piece of
+/// per-message metadata is a `…Array` string holding a JSON array (see
+/// `protocol::InvocationRequest::service_bus_messages` for the sources).
+pub fn batch_invocation_body(
+    function: &str,
+    binding: &str,
+    evs: &[PendingEvent],
+    delivery: u32,
+    now: DateTime<Utc>,
+) -> Value {
+    let array = |items: Vec<Value>| Value::String(Value::Array(items).to_string());
+    let strings = |f: &dyn Fn(&PendingEvent) -> Value| array(evs.iter().map(f).collect());
+    let mut meta = Map::new();
+    meta.insert("DeliveryCountArray".into(), strings(&|_| json!(delivery)));
+    meta.insert(
+        "LockTokenArray".into(),
+        strings(&|_| json!(uuid::Uuid::new_v4().to_string())),
+    );
+    let enqueued = now.format("%Y-%m-%dT%H:%M:%S").to_string();
+    meta.insert("EnqueuedTimeUtcArray".into(), strings(&|_| json!(enqueued)));
+    meta.insert("MessageIdArray".into(), strings(&|e| json!(e.event_id)));
+    meta.insert(
+        "ContentTypeArray".into(),
+        strings(&|_| json!("application/cloudevents+json; charset=utf-8")),
+    );
+    meta.insert("SubjectArray".into(), strings(&|e| json!(e.event_type)));
+    meta.insert("LabelArray".into(), strings(&|e| json!(e.event_type)));
+    meta.insert(
+        "CorrelationIdArray".into(),
+        strings(&|e| json!(e.correlation_id)),
+    );
+    meta.insert(
+        "sys".into(),
+        json!({ "MethodName": function, "UtcNow": now.to_rfc3339_opts(SecondsFormat::Nanos, true), "RandGuid": uuid::Uuid::new_v4().to_string() }),
+    );
+    json!({ "Data": { binding: strings(&|e| json!(e.payload)) }, "Metadata": meta })
 }
 
 /// A Service Bus trigger invocation body as the host builds it (see

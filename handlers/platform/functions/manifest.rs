@@ -26,6 +26,10 @@ pub enum Trigger {
         topic: String,
         subscription: String,
         connection: String,
+        /// `"cardinality": "many"`: the host delivers messages in batches of up to
+        /// [`FunctionApp::max_message_batch_size`] (one invocation, arrays in `Data` and
+        /// `Metadata`, see `protocol::InvocationRequest::service_bus_messages`).
+        many: bool,
     },
 }
 
@@ -43,6 +47,9 @@ pub struct FunctionApp {
     /// `extensions.http.routePrefix` (default `api`; qotd sets `""` and spells `api/` in each
     /// route, because the host rejects routes that start with `admin`).
     pub route_prefix: String,
+    /// `extensions.serviceBus.maxMessageBatchSize` (the extension's default: 1000): the most
+    /// messages one invocation of a `"cardinality": "many"` function carries.
+    pub max_message_batch_size: usize,
     routes: matchit::Router<usize>,
 }
 
@@ -82,6 +89,7 @@ struct RawBinding {
     topic_name: Option<String>,
     subscription_name: Option<String>,
     connection: Option<String>,
+    cardinality: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -93,6 +101,13 @@ struct RawHost {
 struct RawExtensions {
     #[serde(default)]
     http: RawHttp,
+    #[serde(default, rename = "serviceBus")]
+    service_bus: RawServiceBus,
+}
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct RawServiceBus {
+    max_message_batch_size: Option<usize>,
 }
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -117,6 +132,12 @@ impl FunctionApp {
             .unwrap_or_else(|| "api".into())
             .trim_matches('/')
             .to_owned();
+        let max_message_batch_size = host
+            .extensions
+            .service_bus
+            .max_message_batch_size
+            .unwrap_or(1000)
+            .max(1);
         let mut functions = Vec::new();
         for (name, json) in files {
             let raw: RawFunction = serde_json::from_str(json)
@@ -142,6 +163,7 @@ impl FunctionApp {
         Ok(Self {
             functions,
             route_prefix,
+            max_message_batch_size,
             routes,
         })
     }
@@ -349,6 +371,18 @@ fn trigger_of(name: &str, bindings: Vec<RawBinding>) -> anyhow::Result<Trigger> 
             topic: need(b.topic_name.clone(), "topicName")?,
             subscription: need(b.subscription_name.clone(), "subscriptionName")?,
             connection: need(b.connection.clone(), "connection")?,
+            many: match b
+                .cardinality
+                .as_deref()
+                .map(str::to_ascii_lowercase)
+                .as_deref()
+            {
+                None | Some("one") => false,
+                Some("many") => true,
+                Some(other) => anyhow::bail!(
+                    "function {name}: cardinality '{other}' is neither 'one' nor 'many'"
+                ),
+            },
         },
         other => anyhow::bail!("function {name}: trigger type '{other}' is not supported by qotd"),
     })

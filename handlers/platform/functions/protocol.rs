@@ -96,6 +96,77 @@ impl InvocationRequest {
         })
     }
 
+    /// Reads a Service Bus trigger payload that may be a batch (`"cardinality": "many"`) or a
+    /// single message, in the host's encodings:
+    ///
+    /// - single: `Data.<binding>` is the body JSON-encoded once more (or base64), metadata
+    ///   `MessageId`, `DeliveryCount`, `CorrelationId` (see [`Self::service_bus_message`]);
+    /// - batch: the trigger value is an array (`string[]`, or `byte[][]` with `dataType:
+    ///   binary`) and the host serialises values that are neither `byte[]` nor a JSON object with
+    ///   `JsonConvert.SerializeObject`, so `Data.<binding>` is a *string holding a JSON array*
+    ///   (`"[\"{...}\",\"{...}\"]"`, binary bodies as base64 items), and the Service Bus
+    ///   extension's batch binding data (`MessageIdArray`, `DeliveryCountArray`,
+    ///   `CorrelationIdArray`, ...) arrive in `Metadata` the same way (`"[\"id-1\",\"id-2\"]"`,
+    ///   `"[1,2]"`). Sources: github.com/Azure/azure-functions-host
+    ///   `src/WebJobs.Script/Workers/MessageExtensions/ScriptInvocationContextExtensions.cs`
+    ///   (`ToHttpScriptInvocationContext`, `GetHttpScriptInvocationContextValue`: `byte[]` →
+    ///   base64, else `JObject.FromObject`, else `JsonConvert.SerializeObject`) and
+    ///   github.com/Azure/azure-sdk-for-net
+    ///   `sdk/servicebus/Microsoft.Azure.WebJobs.Extensions.ServiceBus/src/Triggers/ServiceBusTriggerBindingStrategy.cs`
+    ///   (`AddBindingData(bindingData, ServiceBusReceivedMessage[])`: the `…Array` names).
+    ///   An already-parsed JSON array (no second encoding) is accepted too.
+    ///
+    /// `Err` when the invocation as a whole is unreadable; each message otherwise.
+    pub fn service_bus_messages(&self, binding: &str) -> Result<Vec<ServiceBusMessage>, String> {
+        let raw = self
+            .data
+            .get(binding)
+            .ok_or_else(|| format!("invocation has no Data.{binding}"))?;
+        let items = match raw {
+            Value::Array(items) => items.clone(),
+            Value::String(s) if s.trim_start().starts_with('[') => {
+                match serde_json::from_str::<Value>(s) {
+                    Ok(Value::Array(items)) => items,
+                    _ => {
+                        return Err(format!(
+                            "Data.{binding} is neither a message nor a JSON array of messages"
+                        ));
+                    }
+                }
+            }
+            Value::String(_) => return self.service_bus_message(binding).map(|m| vec![m]),
+            _ => return Err(format!("Data.{binding} is neither a string nor an array")),
+        };
+        let ids = self.metadata_array("MessageIdArray");
+        let counts = self.metadata_array("DeliveryCountArray");
+        let correlations = self.metadata_array("CorrelationIdArray");
+        let at = |list: &Option<Vec<Value>>, i: usize| {
+            list.as_ref().and_then(|l| l.get(i)).and_then(decode_string)
+        };
+        Ok(items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| ServiceBusMessage {
+                body: batch_item_body(item),
+                message_id: at(&ids, i),
+                delivery_count: at(&counts, i).and_then(|d| d.parse().ok()).unwrap_or(1),
+                correlation_id: at(&correlations, i),
+            })
+            .collect())
+    }
+
+    /// A batch metadata array: a JSON array, or a string holding one.
+    fn metadata_array(&self, key: &str) -> Option<Vec<Value>> {
+        match self.metadata.get(key)? {
+            Value::Array(items) => Some(items.clone()),
+            Value::String(s) => match serde_json::from_str::<Value>(s).ok()? {
+                Value::Array(items) => Some(items),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// Whether a timer invocation says it is running late (`IsPastDue`).
     pub fn timer_past_due(&self, binding: &str) -> bool {
         self.data
@@ -103,6 +174,25 @@ impl InvocationRequest {
             .and_then(|t| t.get("IsPastDue"))
             .and_then(Value::as_bool)
             .unwrap_or(false)
+    }
+}
+
+/// One message of a batch: a JSON string is the body (base64 of it with `dataType: binary`,
+/// recognised by not being JSON text); a JSON object is a body the host parsed.
+fn batch_item_body(item: &Value) -> String {
+    match item {
+        Value::String(s) => {
+            let t = s.trim_start();
+            if t.starts_with('{') || t.starts_with('[') || t.starts_with('"') {
+                return s.clone();
+            }
+            base64::engine::general_purpose::STANDARD
+                .decode(s)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .unwrap_or_else(|| s.clone())
+        }
+        other => other.to_string(),
     }
 }
 
@@ -146,6 +236,63 @@ mod tests {
         assert_eq!(
             decode_string(&Value::String("plain".into())).as_deref(),
             Some("plain")
+        );
+    }
+
+    #[test]
+    fn batches_are_read_in_every_encoding_the_host_uses() {
+        let bodies = [r#"{"id":"a"}"#, r#"{"id":"b"}"#];
+        let as_string = serde_json::to_string(&bodies).unwrap();
+        let inv: InvocationRequest = serde_json::from_value(serde_json::json!({
+            "Data": { "message": as_string },
+            "Metadata": {
+                "MessageIdArray": "[\"a\",\"b\"]",
+                "DeliveryCountArray": "[1,3]",
+                "CorrelationIdArray": ["c1", null],
+            }
+        }))
+        .unwrap();
+        let got = inv.service_bus_messages("message").unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].body, bodies[0]);
+        assert_eq!(
+            (got[1].message_id.as_deref(), got[1].delivery_count),
+            (Some("b"), 3)
+        );
+        assert_eq!(
+            (
+                got[0].correlation_id.as_deref(),
+                got[1].correlation_id.as_deref()
+            ),
+            (Some("c1"), None)
+        );
+
+        let b64 = base64::engine::general_purpose::STANDARD.encode(bodies[1]);
+        let inv: InvocationRequest = serde_json::from_value(serde_json::json!({
+            "Data": { "message": [bodies[0], b64] }, "Metadata": {}
+        }))
+        .unwrap();
+        let got = inv.service_bus_messages("message").unwrap();
+        assert_eq!(
+            (got[0].body.as_str(), got[1].body.as_str()),
+            (bodies[0], bodies[1])
+        );
+        assert_eq!(got[1].delivery_count, 1);
+
+        let single: InvocationRequest = serde_json::from_value(serde_json::json!({
+            "Data": { "message": serde_json::to_string(bodies[0]).unwrap() },
+            "Metadata": { "MessageId": "\"a\"", "DeliveryCount": "2" }
+        }))
+        .unwrap();
+        let got = single.service_bus_messages("message").unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            (
+                got[0].body.as_str(),
+                got[0].message_id.as_deref(),
+                got[0].delivery_count
+            ),
+            (bodies[0], Some("a"), 2)
         );
     }
 }

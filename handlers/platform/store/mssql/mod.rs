@@ -361,6 +361,19 @@ pub(crate) async fn record_inbox(
     Ok(n == 1)
 }
 
+/// Undoes [`record_inbox`] inside the same transaction, for an event of a batch that the
+/// consumer refused after recording it (one transaction holds the whole batch, so rolling
+/// back is not an option; T-SQL savepoints would do, but `SAVE TRANSACTION` is one more
+/// statement the static parser test cannot read).
+pub(crate) async fn forget_inbox(conn: &mut Conn, inbox: &super::InboxKey) -> Result<(), DbError> {
+    conn.execute(
+        sql::INBOX_DELETE,
+        &[&inbox.consumer, &inbox.event_id.as_str()],
+    )
+    .await?;
+    Ok(())
+}
+
 /// Writes an outbox row inside the caller's transaction (the outbox invariant).
 pub(crate) async fn insert_event(
     conn: &mut Conn,

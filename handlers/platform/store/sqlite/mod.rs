@@ -181,16 +181,17 @@ pub fn parse_day(s: &str) -> Result<crate::kernel::QuizDay, StoreError> {
 }
 
 /// Records `inbox` inside `tx`; false when it was recorded before (a redelivery).
+/// (A `Transaction` or a `Savepoint` inside one: both deref to the connection.)
 pub fn record_inbox(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     inbox: &super::InboxKey,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     let n = tx
-        .execute(
+        .prepare_cached(
             "INSERT INTO platform_inbox (consumer, event_id, processed_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-            rusqlite::params![inbox.consumer, inbox.event_id, ts(now)],
         )
+        .and_then(|mut st| st.execute(rusqlite::params![inbox.consumer, inbox.event_id, ts(now)]))
         .map_err(db)?;
     Ok(n == 1)
 }
