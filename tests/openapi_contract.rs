@@ -4,14 +4,14 @@
 //! several methods), and nothing else is; and every operation but `Health` requires the bearer
 //! token (admin routes with the `admin` role).
 //!
-//! No YAML library is used: `openapi.yaml` keeps a strict layout that is read line by line:
-//! path keys indented 2 spaces under `paths:`, operations (method keys) 4 spaces, operation
-//! fields 6 spaces, and security requirements as `security: []` or a block list of
-//! `- scheme: [roles]` items. Block scalars (`|`, `>`) are skipped whole.
+//! The spec is read with `yaml-rust2` (a maintained YAML 1.2 parser). What the spec promises
+//! beyond routes and security (schemas, statuses, problem types, links) is proven against the
+//! running server by schemathesis (`scripts/schemathesis.sh`, run by `.ci/run`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::Path;
+use yaml_rust2::{Yaml, YamlLoader};
 
 const HTTP_METHODS: [&str; 8] = [
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
@@ -35,7 +35,6 @@ struct Requirement {
 struct SpecOperation {
     path: String,
     method: String,
-    line: usize,
     operation_id: Option<String>,
     /// `None`: not declared (the global requirement applies); `Some(vec![])`: `security: []`.
     security: Option<Vec<Requirement>>,
@@ -169,269 +168,87 @@ fn function_operations() -> BTreeSet<Operation> {
 // ---------------------------------------------------------------------------------------------
 // openapi.yaml, read line by line
 
-fn indent_of(line: &str) -> usize {
-    line.len() - line.trim_start_matches(' ').len()
-}
-
-/// Splits `key: value` (value may be empty); `None` for lines that are not a mapping key.
-fn key_value(content: &str) -> Option<(&str, &str)> {
-    if content.starts_with('-') {
-        return None;
-    }
-    let (key, value) = if let Some(key) = content.strip_suffix(':') {
-        (key, "")
-    } else {
-        let i = content.find(": ")?;
-        (&content[..i], content[i + 2..].trim())
-    };
-    let key = key.trim().trim_matches(|c| c == '\'' || c == '"');
-    Some((key, strip_comment(value)))
-}
-
-fn strip_comment(value: &str) -> &str {
-    match value.find(" #") {
-        Some(i) if !value.starts_with(['\'', '"']) => value[..i].trim_end(),
-        _ => value,
-    }
-}
-
-fn unquote(s: &str) -> &str {
-    s.trim().trim_matches(|c| c == '\'' || c == '"')
-}
-
-fn is_block_scalar_start(value: &str) -> bool {
-    let v = value.trim();
-    !v.is_empty() && (v.starts_with('|') || v.starts_with('>')) && v.len() <= 3
-}
-
-/// Parses `- scheme: [a, b]` / `- scheme: []` / `- scheme:` (roles then as `- role` lines
-/// handled by the caller) into a requirement.
-fn requirement_of(item: &str, line_no: usize) -> Requirement {
-    let item = item.trim();
-    if item == "{}" {
-        return Requirement {
-            scheme: "{}".into(),
-            roles: Vec::new(),
-        };
-    }
-    let (scheme, roles) = item.split_once(':').unwrap_or_else(|| {
-        panic!("openapi.yaml:{line_no}: security item '{item}' is not 'scheme: [roles]'")
-    });
-    let roles = roles.trim();
-    let roles = if roles.is_empty() {
-        Vec::new()
-    } else {
-        let inner = roles
-            .strip_prefix('[')
-            .and_then(|r| r.strip_suffix(']'))
-            .unwrap_or_else(|| {
-                panic!("openapi.yaml:{line_no}: roles '{roles}' must be a flow list like [admin]")
-            });
-        inner
-            .split(',')
-            .map(unquote)
-            .filter(|r| !r.is_empty())
-            .map(str::to_owned)
-            .collect()
-    };
-    Requirement {
-        scheme: unquote(scheme).to_owned(),
-        roles,
-    }
-}
-
-/// Where a `security:` key with a block value is being collected.
-struct SecurityBlock {
-    /// Indentation of the `security:` key; its items are indented 2 more.
-    key_indent: usize,
-    /// `None` for the global requirement, else the index of the operation.
-    owner: Option<usize>,
-    items: Vec<Requirement>,
+/// One security requirement list from YAML (`[{bearerAuth: [admin]}]`).
+fn requirements(v: &Yaml) -> Option<Vec<Requirement>> {
+    let list = v.as_vec()?;
+    Some(
+        list.iter()
+            .filter_map(Yaml::as_hash)
+            .flat_map(|h| h.iter())
+            .map(|(scheme, roles)| Requirement {
+                scheme: scheme.as_str().unwrap_or_default().to_owned(),
+                roles: roles
+                    .as_vec()
+                    .map(|r| {
+                        r.iter()
+                            .filter_map(Yaml::as_str)
+                            .map(str::to_owned)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            })
+            .collect(),
+    )
 }
 
 fn parse_spec(text: &str) -> Spec {
-    let mut spec = Spec::default();
-    let mut top = String::new();
-    let mut components_section = String::new();
-    let mut scheme: Option<(String, Option<String>, Option<String>)> = None;
-    let mut schemes = Vec::new();
-    let mut current_path: Option<String> = None;
-    let mut current_op: Option<usize> = None;
-    let mut block_scalar_indent: Option<usize> = None;
-    let mut security: Option<SecurityBlock> = None;
-
-    let finish_security = |spec: &mut Spec, block: SecurityBlock| match block.owner {
-        None => spec.global_security = Some(block.items),
-        Some(i) => spec.operations[i].security = Some(block.items),
+    let docs = YamlLoader::load_from_str(text).expect("openapi.yaml is valid YAML");
+    let doc = &docs[0];
+    let mut spec = Spec {
+        global_security: requirements(&doc["security"]),
+        ..Spec::default()
     };
-
-    for (i, raw) in text.lines().enumerate() {
-        let line_no = i + 1;
-        let line = raw.trim_end_matches('\r');
-        let content = line.trim_start();
-        let indent = indent_of(line);
-        if let Some(bi) = block_scalar_indent {
-            if content.is_empty() || indent > bi {
-                continue;
-            }
-            block_scalar_indent = None;
-        }
-        if content.is_empty() || content.starts_with('#') {
-            continue;
-        }
-        assert!(
-            !line.starts_with('\t'),
-            "openapi.yaml:{line_no}: indent with spaces, not tabs"
-        );
-
-        if let Some(block) = &mut security {
-            if indent == block.key_indent + 2 && content.starts_with("- ") {
-                let item = requirement_of(&content[2..], line_no);
-                block.items.push(item);
-                continue;
-            }
-            if indent > block.key_indent + 2 {
-                panic!(
-                    "openapi.yaml:{line_no}: write each security requirement on one line, \
-                     like '- bearerAuth: [admin]'"
-                );
-            }
-            let block = security.take().expect("block");
-            finish_security(&mut spec, block);
-        }
-
-        let kv = key_value(content);
-        if let Some((_, value)) = kv
-            && is_block_scalar_start(value)
-        {
-            block_scalar_indent = Some(indent);
-        }
-
-        if indent == 0 {
-            if let Some((k, _)) = kv {
-                top = k.to_owned();
-            }
-            current_path = None;
-            current_op = None;
-            if let Some(("security", value)) = kv {
-                match value {
-                    "" => {
-                        security = Some(SecurityBlock {
-                            key_indent: 0,
-                            owner: None,
-                            items: Vec::new(),
-                        })
-                    }
-                    "[]" => spec.global_security = Some(Vec::new()),
-                    other => panic!(
-                        "openapi.yaml:{line_no}: write the global security as a block list, not '{other}'"
-                    ),
+    if let Some(paths) = doc["paths"].as_hash() {
+        for (path, item) in paths {
+            let path = path.as_str().unwrap_or_default().to_owned();
+            let Some(item) = item.as_hash() else { continue };
+            for (method, op) in item {
+                let method = method.as_str().unwrap_or_default();
+                if !HTTP_METHODS.contains(&method) {
+                    continue;
                 }
+                spec.operations.push(SpecOperation {
+                    path: path.clone(),
+                    method: method.to_owned(),
+                    operation_id: op["operationId"].as_str().map(str::to_owned),
+                    security: requirements(&op["security"]),
+                });
             }
-            continue;
-        }
-
-        match top.as_str() {
-            "paths" => {
-                let Some((key, value)) = kv else { continue };
-                match indent {
-                    2 => {
-                        assert!(
-                            key.starts_with('/') && value.is_empty(),
-                            "openapi.yaml:{line_no}: under 'paths:' an indent of 2 must be a path key like '  /api/x:', found '{content}'"
-                        );
-                        current_path = Some(key.to_owned());
-                        current_op = None;
-                    }
-                    4 => {
-                        let path = current_path.clone().unwrap_or_else(|| {
-                            panic!("openapi.yaml:{line_no}: operation outside a path")
-                        });
-                        current_op = None;
-                        if HTTP_METHODS.contains(&key) {
-                            spec.operations.push(SpecOperation {
-                                path,
-                                method: key.to_owned(),
-                                line: line_no,
-                                ..SpecOperation::default()
-                            });
-                            current_op = Some(spec.operations.len() - 1);
-                        }
-                    }
-                    6 => {
-                        let Some(op) = current_op else { continue };
-                        match key {
-                            "operationId" => {
-                                spec.operations[op].operation_id = Some(unquote(value).to_owned())
-                            }
-                            "security" => match value {
-                                "" => {
-                                    security = Some(SecurityBlock {
-                                        key_indent: 6,
-                                        owner: Some(op),
-                                        items: Vec::new(),
-                                    })
-                                }
-                                "[]" => spec.operations[op].security = Some(Vec::new()),
-                                other => panic!(
-                                    "openapi.yaml:{line_no}: write 'security: []' or a block list, not '{other}'"
-                                ),
-                            },
-                            _ => {}
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            "components" => {
-                let Some((key, value)) = kv else { continue };
-                match indent {
-                    2 => {
-                        components_section = key.to_owned();
-                        if let Some(s) = scheme.take() {
-                            schemes.push(s);
-                        }
-                    }
-                    4 if components_section == "securitySchemes" => {
-                        if let Some(s) = scheme.take() {
-                            schemes.push(s);
-                        }
-                        scheme = Some((key.to_owned(), None, None));
-                    }
-                    6 if components_section == "securitySchemes" => {
-                        if let Some(s) = scheme.as_mut() {
-                            match key {
-                                "type" => s.1 = Some(unquote(value).to_ascii_lowercase()),
-                                "scheme" => s.2 = Some(unquote(value).to_ascii_lowercase()),
-                                _ => {}
-                            }
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            _ => {}
         }
     }
-    if let Some(block) = security.take() {
-        finish_security(&mut spec, block);
+    if let Some(schemes) = doc["components"]["securitySchemes"].as_hash() {
+        for (name, scheme) in schemes {
+            if scheme["type"].as_str() == Some("http")
+                && scheme["scheme"]
+                    .as_str()
+                    .is_some_and(|s| s.eq_ignore_ascii_case("bearer"))
+            {
+                spec.bearer_schemes
+                    .insert(name.as_str().unwrap_or_default().to_owned());
+            }
+        }
     }
-    if let Some(s) = scheme.take() {
-        schemes.push(s);
-    }
-    spec.bearer_schemes = schemes
-        .into_iter()
-        .filter(|(_, t, s)| t.as_deref() == Some("http") && s.as_deref() == Some("bearer"))
-        .map(|(name, _, _)| name)
-        .collect();
     spec
 }
 
+/// Path keys under `paths:` that appear twice: a YAML parser keeps only one of them, so they
+/// are counted in the text (two spaces of indentation, a leading `/`).
+fn duplicate_path_keys(text: &str) -> Vec<String> {
+    let mut seen = BTreeSet::new();
+    text.lines()
+        .filter(|l| l.starts_with("  /") && l.trim_end().ends_with(':'))
+        .map(|l| l.trim().trim_end_matches(':').to_owned())
+        .filter(|p| !seen.insert(p.clone()))
+        .collect()
+}
+
 fn load_spec() -> Spec {
+    parse_spec(&spec_text())
+}
+
+fn spec_text() -> String {
     let path = repo_root().join("openapi.yaml");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    parse_spec(&text)
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
 fn listing<'a>(ops: impl IntoIterator<Item = &'a Operation>) -> String {
@@ -454,35 +271,25 @@ fn openapi_documents_exactly_the_http_functions() {
     let spec = load_spec();
     assert!(
         !spec.operations.is_empty(),
-        "openapi.yaml: no operations found under 'paths:' (path keys must be indented 2 spaces, methods 4)"
+        "openapi.yaml: no operations found under 'paths:'"
     );
 
     let without_id: Vec<String> = spec
         .operations
         .iter()
         .filter(|o| o.operation_id.is_none())
-        .map(|o| format!("    line {}: {} {}", o.line, o.method, o.path))
+        .map(|o| format!("    {} {}", o.method, o.path))
         .collect();
     assert!(
         without_id.is_empty(),
-        "openapi.yaml: operations without an operationId (indented 6 spaces):\n{}",
+        "openapi.yaml: operations without an operationId:\n{}",
         without_id.join("\n")
     );
 
-    let mut seen = BTreeMap::new();
-    let mut duplicates = Vec::new();
-    for o in &spec.operations {
-        if let Some(first) = seen.insert((o.path.clone(), o.method.clone()), o.line) {
-            duplicates.push(format!(
-                "    {} {} (lines {first} and {})",
-                o.method, o.path, o.line
-            ));
-        }
-    }
+    let duplicates = duplicate_path_keys(&spec_text());
     assert!(
         duplicates.is_empty(),
-        "openapi.yaml: operations declared twice:\n{}",
-        duplicates.join("\n")
+        "openapi.yaml: paths declared twice: {duplicates:?}"
     );
 
     let documented: BTreeSet<Operation> = spec
@@ -525,7 +332,7 @@ fn every_operation_but_health_requires_the_bearer_token() {
     let mut problems = Vec::new();
     for o in &spec.operations {
         let id = o.operation_id.clone().unwrap_or_default();
-        let what = format!("{} {} ({id}, line {})", o.method, o.path, o.line);
+        let what = format!("{} {} ({id})", o.method, o.path);
         let effective = o.security.as_ref().or(spec.global_security.as_ref());
         let function = id.split('.').next().unwrap_or("");
         if ANONYMOUS_FUNCTIONS.contains(&function) {
@@ -566,7 +373,7 @@ fn every_operation_but_health_requires_the_bearer_token() {
 }
 
 #[test]
-fn the_line_parser_reads_the_strict_layout() {
+fn the_spec_reader_sees_operations_security_and_duplicates() {
     let text = "\
 openapi: 3.1.0
 info:
@@ -645,5 +452,9 @@ components:
     );
     assert_eq!(url_path("api", "/x"), "/api/x");
     assert_eq!(url_path("", "{ignored:maxlength(0)?}"), "/");
+    assert_eq!(
+        duplicate_path_keys("paths:\n  /a:\n    get: {}\n  /b:\n  /a:\n"),
+        ["/a"]
+    );
     assert_eq!(url_path("", "play/{*path}"), "/play/{path}");
 }
