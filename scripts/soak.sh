@@ -158,7 +158,8 @@ DOUBLE=$(sqlite3 "file:$DB?mode=ro" "SELECT COUNT(*) FROM leaderboard_scores WHE
 STORED=$(sqlite3 "file:$DB?mode=ro" "SELECT COUNT(*) FROM quiz_attempts")
 ON_BOARD=$(wc -l <"$LOGS/on-board.txt")
 POISON=$(sqlite3 "file:$DB?mode=ro" "SELECT COUNT(*) FROM platform_poison")
-DEAD=$( [[ -f $DATA/dead-letter.jsonl ]] && wc -l <"$DATA/dead-letter.jsonl" || echo 0)
+# Dead-lettered events land in the poison table with a "failed 10 deliveries" reason.
+DEAD=$(sqlite3 "file:$DB?mode=ro" "SELECT COUNT(*) FROM platform_poison WHERE reason LIKE '%failed 10 deliveries%'")
 PANICS=$(grep -c panicked "$LOGS/server.err" || true)
 kill "$PID" 2>/dev/null || true
 wait "$PID" 2>/dev/null || true

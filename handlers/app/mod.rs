@@ -120,7 +120,6 @@ impl App {
         let bus = Arc::new(LocalBus::new(
             functions.clone(),
             http.clone(),
-            settings.data_dir.join("dead-letter.jsonl"),
             clock.clone(),
         ));
         let publisher: Arc<dyn EventPublisher> = match &settings.servicebus {
@@ -173,6 +172,8 @@ impl App {
             functions,
             settings,
         });
+        app.bus
+            .set_dead_letters(Arc::new(ops::PoisonDeadLetters(Arc::downgrade(&app))));
         if background {
             tokio::spawn(app.clone().connect_in_background());
         } else {

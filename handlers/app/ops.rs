@@ -401,3 +401,31 @@ mod tests {
         assert!(e.contains("LeaderboardOnQuizGenerated"), "{e}");
     }
 }
+
+/// The local bus's dead-letter store: the poison table, under the consumer of the function
+/// that refused the event, so `qotd poison list|replay` and the admin endpoints handle it like
+/// any poison message.
+pub(super) struct PoisonDeadLetters(pub(super) std::sync::Weak<super::App>);
+
+#[async_trait::async_trait]
+impl crate::platform::functions::local_bus::DeadLetterSink for PoisonDeadLetters {
+    async fn dead_letter(
+        &self,
+        function: &str,
+        event_id: &str,
+        payload: &str,
+        reason: &str,
+    ) -> Result<(), String> {
+        let app = self.0.upgrade().ok_or("the application is shutting down")?;
+        let services = app.services().ok_or("the database is not connected")?;
+        let consumer = CONSUMERS
+            .iter()
+            .find(|(_, f)| *f == function)
+            .map_or(function, |(c, _)| *c);
+        services
+            .events
+            .record_poison(consumer, Some(event_id), payload, reason, app.clock.now())
+            .await
+            .map_err(|e| e.to_string())
+    }
+}

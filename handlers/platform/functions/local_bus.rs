@@ -3,7 +3,9 @@
 //! Service Bus trigger invocation (the shape the host builds in its custom-handler invocation
 //! code, see tests/fixtures/functions-host/servicebus-topic-invocation.json: body
 //! double-encoded, `MessageId`, `DeliveryCount`, ...) to the handler. Like Service Bus with the Functions trigger, a failed invocation is redelivered
-//! with `DeliveryCount + 1` up to `MAX_DELIVERIES`, then dead-lettered (appended to a file).
+//! with `DeliveryCount + 1` up to `MAX_DELIVERIES`, then dead-lettered into the
+//! [`DeadLetterSink`] the application supplies (qotd's is the poison table, so `qotd poison
+//! list|replay` sees and replays them like any poison message).
 //!
 //! `publish` returns only after every subscriber has acknowledged or dead-lettered, so an event
 //! is marked sent only once it was handled; if the handler cannot be reached at all the event
@@ -17,8 +19,6 @@ use crate::platform::store::PendingEvent;
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
-use std::io::Write;
-use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -30,30 +30,52 @@ pub const MAX_DELIVERIES: u32 = 10;
 const REDELIVERY: RetryPolicy =
     RetryPolicy::unbounded(Duration::from_millis(50), Duration::from_secs(5));
 
+/// Where the local bus puts an event a function refused `MAX_DELIVERIES` times, as Service Bus
+/// moves it to the subscription's dead-letter queue.
+#[async_trait]
+pub trait DeadLetterSink: Send + Sync {
+    /// Stores the event for `function`; an error keeps it in the outbox (nothing is lost).
+    async fn dead_letter(
+        &self,
+        function: &str,
+        event_id: &str,
+        payload: &str,
+        reason: &str,
+    ) -> Result<(), String>;
+}
+
 /// Delivers outbox events to subscribed functions over the invocation protocol.
 pub struct LocalBus {
     functions: FunctionApp,
     http: reqwest::Client,
-    dead_letter: PathBuf,
+    dead_letters: OnceLock<Arc<dyn DeadLetterSink>>,
+    redelivery: RetryPolicy,
     clock: Arc<dyn Clock>,
     /// The handler's base URL, known once it has bound its listener.
     target: OnceLock<String>,
 }
 
 impl LocalBus {
-    pub fn new(
-        functions: FunctionApp,
-        http: reqwest::Client,
-        dead_letter: PathBuf,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
+    pub fn new(functions: FunctionApp, http: reqwest::Client, clock: Arc<dyn Clock>) -> Self {
         Self {
             functions,
             http,
-            dead_letter,
+            dead_letters: OnceLock::new(),
+            redelivery: REDELIVERY,
             clock,
             target: OnceLock::new(),
         }
+    }
+
+    /// Redelivers on another curve (tests shorten the waits).
+    pub fn with_redelivery(mut self, policy: RetryPolicy) -> Self {
+        self.redelivery = policy;
+        self
+    }
+
+    /// Gives the bus the place for events it gives up on (set once, at wiring time).
+    pub fn set_dead_letters(&self, sink: Arc<dyn DeadLetterSink>) {
+        let _ = self.dead_letters.set(sink);
     }
 
     /// Points the bus at the handler it delivers to (`http://127.0.0.1:<port>`).
@@ -114,25 +136,27 @@ impl LocalBus {
                     tracing::warn!(function, subscription, delivery, error = %e, "delivery failed; redelivering")
                 }
             }
-            tokio::time::sleep(REDELIVERY.step(delivery)).await;
+            if delivery < MAX_DELIVERIES {
+                tokio::time::sleep(self.redelivery.step(delivery)).await;
+            }
         }
+        let sink = self.dead_letters.get().ok_or_else(|| {
+            PublishError::Transient(format!(
+                "{function} refused the events {MAX_DELIVERIES} times and no dead-letter store is set; they stay pending"
+            ))
+        })?;
+        let reason =
+            format!("{function} failed {MAX_DELIVERIES} deliveries (subscription {subscription})");
         for ev in evs {
             tracing::error!(function, subscription, event_id = %ev.event_id, "max delivery count reached; dead-lettering");
-            self.dead_letter(function, subscription, ev);
+            // Not stored: the event stays in the outbox and is tried again later.
+            sink.dead_letter(function, &ev.event_id, &ev.payload, &reason)
+                .await
+                .map_err(|e| {
+                    PublishError::Transient(format!("cannot dead-letter {}: {e}", ev.event_id))
+                })?;
         }
         Ok(())
-    }
-
-    fn dead_letter(&self, function: &str, subscription: &str, ev: &PendingEvent) {
-        let line = json!({ "function": function, "subscription": subscription, "eventId": ev.event_id, "topic": ev.topic, "payload": ev.payload, "at": self.clock.now().to_rfc3339() });
-        let written = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.dead_letter)
-            .and_then(|mut f| writeln!(f, "{line}"));
-        if let Err(e) = written {
-            tracing::error!(error = %e, path = %self.dead_letter.display(), "cannot write dead-letter file");
-        }
     }
 }
 
