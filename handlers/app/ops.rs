@@ -383,25 +383,6 @@ fn poison_id(req: &ApiRequest) -> Result<i64, Problem> {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn consumers_are_named_by_consumer_or_function() {
-        assert_eq!(
-            consumer_name("LeaderboardOnAttemptEvaluated").unwrap(),
-            consumers::ATTEMPT_EVALUATED
-        );
-        assert_eq!(
-            consumer_name(consumers::USER_REGISTERED).unwrap(),
-            consumers::USER_REGISTERED
-        );
-        let e = consumer_name("nope").unwrap_err().to_string();
-        assert!(e.contains("LeaderboardOnQuizGenerated"), "{e}");
-    }
-}
-
 /// The local bus's dead-letter store: the poison table, under the consumer of the function
 /// that refused the event, so `qotd poison list|replay` and the admin endpoints handle it like
 /// any poison message.
@@ -427,5 +408,24 @@ impl crate::platform::functions::local_bus::DeadLetterSink for PoisonDeadLetters
             .record_poison(consumer, Some(event_id), payload, reason, app.clock.now())
             .await
             .map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consumers_are_named_by_consumer_or_function() {
+        assert_eq!(
+            consumer_name("LeaderboardOnAttemptEvaluated").unwrap(),
+            consumers::ATTEMPT_EVALUATED
+        );
+        assert_eq!(
+            consumer_name(consumers::USER_REGISTERED).unwrap(),
+            consumers::USER_REGISTERED
+        );
+        let e = consumer_name("nope").unwrap_err().to_string();
+        assert!(e.contains("LeaderboardOnQuizGenerated"), "{e}");
     }
 }
