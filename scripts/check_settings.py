@@ -48,12 +48,7 @@ IDENTITY_SUFFIXES = ("__fullyQualifiedNamespace", "__credential", "__clientId")
 # App settings Terraform already provides that the code does not read yet, with the change that
 # will read them. Each is reported as a warning until the code names it; then it must leave
 # this list (the script says so).
-PLANNED = {
-    "QOTD_AUTH_REQUIRED_SCOPE": "issue 10: the delegated scope a user token must carry in `scp`",
-    "QOTD_WEB_CLIENT_ID": "issue 11: the player page's SPA client id",
-    "QOTD_WEB_AUTHORITY": "issue 11: the authority the player page signs in with",
-    "QOTD_WEB_API_SCOPE": "issue 11: the API scope the player page requests",
-}
+PLANNED: dict[str, str] = {}
 
 # Read only by `qotd local`'s stand-in host, which never runs in Azure.
 LOCAL_ONLY = {

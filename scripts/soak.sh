@@ -58,7 +58,7 @@ start_server() {
   done
 }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
-fds() { ls "/proc/$1/fd" | wc -l; }
+fds() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 | wc -l; }
 
 start_server
 sleep 2
@@ -68,7 +68,8 @@ echo "start: pid $PID, RSS ${RSS_START} kB, open fds $FDS_START"
 
 # One client loop. Log lines: "<kind> <status> <user> <date>" (status 000 = no answer).
 worker() {
-  local w=$1 i=0 out=$LOGS/worker-$w.log
+  local w=$1 i=0
+  local out=$LOGS/worker-$w.log
   while [[ $(date +%s) -lt $END ]]; do
     i=$((i + 1))
     local user="s${w}x${i}x$RANDOM"

@@ -116,6 +116,20 @@ locals {
     QOTD_AUTH_ROLES_CLAIM              = var.auth_roles_claim
     QOTD_AUTH_JWKS_MIN_REFRESH_SECONDS = tostring(var.auth_jwks_min_refresh_seconds)
     QOTD_AUTH_REQUIRED_SCOPE           = var.auth_required_scope
+    # App-only callers need the API's service app role (modules/entra-apps creates it); any
+    # External ID user flow is accepted (B2C deployments list theirs).
+    QOTD_AUTH_SERVICE_ROLE     = "quiz.service"
+    QOTD_AUTH_ALLOWED_POLICIES = ""
+    # The player page is served by the app itself (same origin): no other origin needs CORS.
+    QOTD_CORS_ALLOWED_ORIGINS = ""
+    # HTTP listener limits (the code's defaults, stated so operators can see and tune them).
+    QOTD_HTTP_HEADER_TIMEOUT_SECONDS = "10"
+    QOTD_HTTP_IDLE_TIMEOUT_SECONDS   = "120"
+    QOTD_HTTP_BODY_TIMEOUT_SECONDS   = "30"
+    QOTD_HTTP_MAX_CONNECTIONS        = "1024"
+    QOTD_HTTP_MAX_INFLIGHT_BODY_MIB  = "64"
+    # The qotd.metrics log line the monitoring alerts read (docs/deploy.md).
+    QOTD_METRICS_INTERVAL_SECONDS = "60"
     # The player page's sign-in (authorization code + PKCE against External ID).
     QOTD_WEB_CLIENT_ID = local.web_client_id
     QOTD_WEB_AUTHORITY = local.web_authority
