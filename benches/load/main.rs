@@ -414,22 +414,15 @@ async fn measure(
     if choices.is_empty() {
         bail!("today's quiz has no questions: {quiz}");
     }
-    let today_uri = Uri::from_static("/api/quizzes/today");
-    let today = {
-        let readers = readers.clone();
-        load_quiet(
-            "GET /api/quizzes/today",
-            t_a,
-            CONNS,
-            time,
-            StatusCode::OK,
-            Arc::new(move |n| {
-                let auth = &readers[n as usize % readers.len()];
-                Some(request(Method::GET, &today_uri, Some(auth), None))
-            }),
-        )
-        .await
-    };
+    let today = load_quiet(
+        "GET /api/quizzes/today",
+        t_a,
+        CONNS,
+        time,
+        StatusCode::OK,
+        get_as_readers("/api/quizzes/today", &readers),
+    )
+    .await;
 
     // Attempts: every request a different registered user; stops when they run out.
     let attempts_uri: Uri = format!("/api/quizzes/{day}/attempts").parse()?;
@@ -471,38 +464,24 @@ async fn measure(
     let sample = get_json(addr, "/api/leaderboard", &readers[0]).await?;
     let board_players = sample["totalPlayers"].as_u64().unwrap_or(0);
     println!("  today's board has {board_players} players");
-    let board_uri = Uri::from_static("/api/leaderboard");
-    let board = {
-        let readers = readers.clone();
-        load_quiet(
-            "GET /api/leaderboard",
-            t_a,
-            CONNS,
-            time,
-            StatusCode::OK,
-            Arc::new(move |n| {
-                let auth = &readers[n as usize % readers.len()];
-                Some(request(Method::GET, &board_uri, Some(auth), None))
-            }),
-        )
-        .await
-    };
-    let me_uri = Uri::from_static("/api/leaderboard/me");
-    let me = {
-        let readers = readers.clone();
-        load_quiet(
-            "GET /api/leaderboard/me",
-            t_a,
-            CONNS,
-            time,
-            StatusCode::OK,
-            Arc::new(move |n| {
-                let auth = &readers[n as usize % readers.len()];
-                Some(request(Method::GET, &me_uri, Some(auth), None))
-            }),
-        )
-        .await
-    };
+    let board = load_quiet(
+        "GET /api/leaderboard",
+        t_a,
+        CONNS,
+        time,
+        StatusCode::OK,
+        get_as_readers("/api/leaderboard", &readers),
+    )
+    .await;
+    let me = load_quiet(
+        "GET /api/leaderboard/me",
+        t_a,
+        CONNS,
+        time,
+        StatusCode::OK,
+        get_as_readers("/api/leaderboard/me", &readers),
+    )
+    .await;
     server.check_alive()?;
     let rss_a = memory_kib(server.pid())?;
     memory_a.push(("boards read", rss_a.0, threads(t_a.pid)));
@@ -829,6 +808,15 @@ fn print_report(r: &Report, pinned: bool, cpus: usize) {
          the run (noise; phases above {:.0}% were measured again when repeatable).",
         100.0 * NOISE_LIMIT
     );
+}
+
+/// GET `path`, request `n` carrying reader `n`'s token (round robin).
+fn get_as_readers(path: &'static str, readers: &Arc<Vec<HeaderValue>>) -> MakeReq {
+    let (uri, readers) = (Uri::from_static(path), readers.clone());
+    Arc::new(move |n| {
+        let auth = &readers[n as usize % readers.len()];
+        Some(request(Method::GET, &uri, Some(auth), None))
+    })
 }
 
 /// Seeds a board straight into the SQLite file (benchmark set-up only, so it lives here and not

@@ -28,9 +28,11 @@ impl EventType {
         EventType::DailyQuizGenerated,
         EventType::QuizAttemptEvaluated,
     ];
+}
 
+impl EventKind for EventType {
     /// The CloudEvents `type`, versioned.
-    pub fn cloud_type_of(self) -> &'static str {
+    fn cloud_type(self) -> &'static str {
         match self {
             Self::UserRegistered => "qotd.UserRegistered.v1",
             Self::DailyQuizGenerated => "qotd.DailyQuizGenerated.v1",
@@ -39,21 +41,12 @@ impl EventType {
     }
 
     /// The Service Bus topic the event is published to.
-    pub fn topic_of(self) -> &'static str {
+    fn topic(self) -> &'static str {
         match self {
             Self::UserRegistered => "user-registered",
             Self::DailyQuizGenerated => "daily-quiz-generated",
             Self::QuizAttemptEvaluated => "quiz-attempt-evaluated",
         }
-    }
-}
-
-impl EventKind for EventType {
-    fn cloud_type(self) -> &'static str {
-        self.cloud_type_of()
-    }
-    fn topic(self) -> &'static str {
-        self.topic_of()
     }
 }
 

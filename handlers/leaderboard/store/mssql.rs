@@ -18,8 +18,8 @@ use crate::leaderboard::{
     AttemptApplied, BoardRow, LeaderboardRepo, PlayerStats, RankedRow, ScoredAttempt, Standing,
 };
 use crate::platform::store::mssql::{
-    Conn, DbError, Mssql, Tx, col, day, forget_inbox, ms, opt_col, parse_day, record_inbox, text,
-    unsigned,
+    Conn, DbError, Mssql, Tx, col, count, day, forget_inbox, ms, opt_col, parse_day, record_inbox,
+    text, unsigned,
 };
 use crate::platform::store::{Applied, InboxKey, StoreError};
 use async_trait::async_trait;
@@ -33,15 +33,13 @@ fn int(v: u32, what: &str) -> Result<i32, DbError> {
 }
 
 async fn players_above(c: &mut Conn, key: &str, score: u32) -> Result<u64, DbError> {
-    let rows = c
-        .query(sql::PLAYERS_ABOVE, &[&key, &int(score, "score")?])
-        .await?;
-    let n = rows
-        .first()
-        .map(|r| col::<i64>(r, 0, "players above"))
-        .transpose()?
-        .unwrap_or(0);
-    unsigned(n, "players above")
+    count(
+        c,
+        sql::PLAYERS_ABOVE,
+        &[&key, &int(score, "score")?],
+        "players above",
+    )
+    .await
 }
 
 async fn bump_histogram(c: &mut Conn, key: &str, score: u32, up: bool) -> Result<(), DbError> {
@@ -383,15 +381,7 @@ impl LeaderboardRepo for Mssql {
         let key = period_key;
         Ok(self
             .read("leaderboard.player_count", |c, _| {
-                Box::pin(async move {
-                    let rows = c.query(sql::PLAYER_COUNT, &[&key]).await?;
-                    let n = rows
-                        .first()
-                        .map(|r| col::<i64>(r, 0, "player count"))
-                        .transpose()?
-                        .unwrap_or(0);
-                    unsigned(n, "player count")
-                })
+                Box::pin(async move { count(c, sql::PLAYER_COUNT, &[&key], "player count").await })
             })
             .await?)
     }

@@ -144,6 +144,21 @@ impl DevIssuer {
 }
 
 /// The discovery URL of the dev issuer served at `base_url`.
+/// Whether `method path` is one of the dev issuer's public endpoints: its discovery document
+/// and keys, and the sign-in flow of `dev_login` (`/authorize`, `POST /token`). The one list
+/// `qotd local`'s host consults before forwarding anything under [`BASE_PATH`].
+pub fn is_endpoint(method: &http::Method, path: &str) -> bool {
+    use http::Method;
+    path.strip_prefix(BASE_PATH).is_some_and(|rest| {
+        matches!(
+            (rest, method),
+            ("/.well-known/openid-configuration" | "/keys", &Method::GET)
+                | ("/authorize", &Method::GET | &Method::POST)
+                | ("/token", &Method::POST)
+        )
+    })
+}
+
 pub fn metadata_url(base_url: &str) -> String {
     format!("{base_url}{BASE_PATH}/.well-known/openid-configuration")
 }

@@ -251,20 +251,7 @@ impl Handler for LocalHost {
             return Problem::bad_request("request path must not contain '.' or '..' segments")
                 .into_response();
         }
-        let dev_document = req
-            .path
-            .strip_prefix(dev_issuer::BASE_PATH)
-            .is_some_and(|rest| {
-                matches!(
-                    (rest, &req.method),
-                    (
-                        "/.well-known/openid-configuration" | "/keys",
-                        &http::Method::GET
-                    ) | ("/authorize", &http::Method::GET | &http::Method::POST)
-                        | ("/token", &http::Method::POST)
-                )
-            });
-        let routed = dev_document
+        let routed = dev_issuer::is_endpoint(&req.method, &req.path)
             || match self.functions.route(&req.method, &req.path) {
                 RouteMatch::Found { .. } => true,
                 // CORS preflights go to the handler, which answers them.

@@ -30,7 +30,11 @@ impl CorsPolicy {
     }
 
     fn allowed<'a>(&self, req: &'a ApiRequest) -> Option<&'a str> {
-        let origin = req.header("origin")?;
+        self.allowed_origin(req.header("origin"))
+    }
+
+    fn allowed_origin<'a>(&self, origin: Option<&'a str>) -> Option<&'a str> {
+        let origin = origin?;
         self.origins
             .iter()
             .any(|o| o.eq_ignore_ascii_case(origin))
@@ -74,12 +78,14 @@ impl CorsPolicy {
     }
 
     /// Adds the CORS headers to an ordinary answer when the request's origin is allowed.
-    pub fn decorate(&self, req: &ApiRequest, res: &mut ApiResponse) {
+    /// `origin` is the request's `Origin` header (the request itself is gone by now: it was
+    /// moved into the handler).
+    pub fn decorate(&self, origin: Option<&str>, res: &mut ApiResponse) {
         let h = res.headers_mut();
         if !self.origins.is_empty() {
             h.append(header::VARY, HeaderValue::from_static("origin"));
         }
-        let Some(origin) = self.allowed(req) else {
+        let Some(origin) = self.allowed_origin(origin) else {
             return;
         };
         if let Ok(v) = HeaderValue::from_str(origin) {
@@ -137,7 +143,10 @@ mod tests {
                 .is_none()
         );
         let mut res = http::Response::new(Bytes::new());
-        p.decorate(&req(Method::GET, "https://evil.example", false), &mut res);
+        p.decorate(
+            req(Method::GET, "https://evil.example", false).header("origin"),
+            &mut res,
+        );
         assert!(
             !res.headers()
                 .contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN)

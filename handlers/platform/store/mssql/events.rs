@@ -1,7 +1,7 @@
 //! `EventStore` on SQL Server: the outbox (`platform.outbox`) and poison table
 //! (`platform.poison`).
 
-use super::{DbError, Mssql, Tx, col, ms, opt_text, sql, text, unsigned};
+use super::{DbError, Mssql, Tx, col, count, ms, opt_text, sql, text, unsigned};
 use crate::platform::store::{
     EventStore, OutboxStatus, PendingEvent, PoisonMessage, StoreError, TopicBacklog,
 };
@@ -106,15 +106,9 @@ impl EventStore for Mssql {
     async fn pending_count(&self) -> Result<u64, StoreError> {
         Ok(self
             .read("outbox.pending_count", |c, _| {
-                Box::pin(async move {
-                    let rows = c.query(sql::OUTBOX_PENDING_COUNT, &[]).await?;
-                    let n = rows
-                        .first()
-                        .map(|r| col::<i64>(r, 0, "pending count"))
-                        .transpose()?
-                        .unwrap_or(0);
-                    unsigned(n, "pending count")
-                })
+                Box::pin(
+                    async move { count(c, sql::OUTBOX_PENDING_COUNT, &[], "pending count").await },
+                )
             })
             .await?)
     }
@@ -147,15 +141,9 @@ impl EventStore for Mssql {
     async fn poison_count(&self, consumer: &str) -> Result<u64, StoreError> {
         Ok(self
             .read("poison.count", |c, _| {
-                Box::pin(async move {
-                    let rows = c.query(sql::POISON_COUNT, &[&consumer]).await?;
-                    let n = rows
-                        .first()
-                        .map(|r| col::<i64>(r, 0, "poison count"))
-                        .transpose()?
-                        .unwrap_or(0);
-                    unsigned(n, "poison count")
-                })
+                Box::pin(
+                    async move { count(c, sql::POISON_COUNT, &[&consumer], "poison count").await },
+                )
             })
             .await?)
     }
@@ -249,15 +237,7 @@ impl EventStore for Mssql {
     async fn poison_total(&self) -> Result<u64, StoreError> {
         Ok(self
             .read("poison.total", |c, _| {
-                Box::pin(async move {
-                    let rows = c.query(sql::POISON_TOTAL, &[]).await?;
-                    let n = rows
-                        .first()
-                        .map(|r| col::<i64>(r, 0, "poison count"))
-                        .transpose()?
-                        .unwrap_or(0);
-                    unsigned(n, "poison count")
-                })
+                Box::pin(async move { count(c, sql::POISON_TOTAL, &[], "poison count").await })
             })
             .await?)
     }

@@ -341,6 +341,22 @@ pub(crate) fn opt_text(row: &Row, idx: usize, what: &str) -> Result<Option<Strin
     opt_col::<&str>(row, idx, what).map(|v| v.map(str::to_owned))
 }
 
+/// The one non-negative `bigint` a counting statement returns (0 when it returns no row).
+pub(crate) async fn count(
+    c: &mut Conn,
+    statement: &str,
+    params: &[&dyn tiberius::ToSql],
+    what: &str,
+) -> Result<u64, DbError> {
+    let rows = c.query(statement, params).await?;
+    let n = rows
+        .first()
+        .map(|r| col::<i64>(r, 0, what))
+        .transpose()?
+        .unwrap_or(0);
+    unsigned(n, what)
+}
+
 /// Converts a stored non-negative integer.
 pub(crate) fn unsigned<T: TryFrom<i64>>(v: i64, what: &str) -> Result<T, DbError> {
     T::try_from(v).map_err(|_| DbError::corrupt(format!("{what} is {v}, out of range")))

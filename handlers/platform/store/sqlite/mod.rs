@@ -18,14 +18,15 @@ use super::StoreError;
 use chrono::{DateTime, SecondsFormat, Utc};
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 const PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;";
 
 /// A SQLite database file with one writer and a reader pool.
 pub struct Sqlite {
-    path: PathBuf,
+    /// Shared, not copied: every read and write checks it (see `FileId`).
+    path: Arc<Path>,
     /// Which file `path` named when it was opened (see [`FileId`]).
     file: FileId,
     writer: Arc<Mutex<Connection>>,
@@ -58,7 +59,7 @@ impl Sqlite {
             .min_idle(Some(0))
             .build_unchecked(manager);
         Ok(Self {
-            path: path.to_owned(),
+            path: Arc::from(path),
             file,
             writer: Arc::new(Mutex::new(writer)),
             readers,
