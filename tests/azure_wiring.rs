@@ -1,51 +1,19 @@
 //! With Azure settings present, `qotd serve` uses the Azure adapters instead of the embedded
 //! defaults: here Service Bus (a local mock speaking the REST shape), reached through the real
-//! outbox dispatcher.
+//! outbox dispatcher, and Azure OpenAI (a local endpoint that always fails). The fakes are in
+//! `support/servicebus.rs` and `support/openai.rs`.
 
-mod common;
+mod support;
 
-use common::*;
 use reqwest::Method;
 use serde_json::json;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use warp::Filter;
-
-#[derive(Default, Clone)]
-struct Received {
-    paths: Vec<String>,
-    broker_properties: Vec<String>,
-    authorization: Vec<String>,
-}
+use support::app::*;
+use support::{openai, servicebus};
 
 #[tokio::test]
 async fn events_go_to_service_bus_when_it_is_configured() {
-    let received = Arc::new(Mutex::new(Received::default()));
-    let r = received.clone();
-    let route = warp::post()
-        .and(warp::path::full())
-        .and(warp::header::headers_cloned())
-        .and(warp::body::bytes())
-        .map(
-            move |path: warp::path::FullPath,
-                  headers: warp::http::HeaderMap,
-                  _body: bytes::Bytes| {
-                let mut r = r.lock().unwrap();
-                r.paths.push(path.as_str().to_owned());
-                let h = |n: &str| {
-                    headers
-                        .get(n)
-                        .map(|v| v.to_str().unwrap().to_owned())
-                        .unwrap_or_default()
-                };
-                r.broker_properties.push(h("brokerproperties"));
-                r.authorization.push(h("authorization"));
-                warp::reply::with_status("", warp::http::StatusCode::CREATED)
-            },
-        );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mock = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(warp::serve(route).incoming(listener).run());
+    let (mock, received) = servicebus::recording_sink().await;
 
     let app = spawn_serve_with(&[
         ("ServiceBusConnection", "Endpoint=sb://qotd-test.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey=c2VjcmV0LWtleQ=="),
@@ -98,22 +66,7 @@ async fn events_go_to_service_bus_when_it_is_configured() {
 
 #[tokio::test]
 async fn quizzes_come_from_azure_openai_when_configured_and_fall_back_to_the_bank() {
-    let calls = Arc::new(Mutex::new(Vec::<(String, String)>::new()));
-    let c = calls.clone();
-    let route = warp::post()
-        .and(warp::path::full())
-        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
-        .and(warp::header::optional::<String>("api-key"))
-        .map(move |path: warp::path::FullPath, query: String, key: Option<String>| {
-            c.lock().unwrap().push((format!("{}?{query}", path.as_str()), key.unwrap_or_default()));
-            warp::reply::with_status(
-                warp::reply::json(&json!({"error": {"code": "InternalServerError", "message": "The server had an error"}})),
-                warp::http::StatusCode::INTERNAL_SERVER_ERROR,
-            )
-        });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mock = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(warp::serve(route).incoming(listener).run());
+    let (mock, calls) = openai::always_failing().await;
 
     let app = spawn_serve_with(&[
         ("QOTD_OPENAI_ENDPOINT", &mock),

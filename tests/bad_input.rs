@@ -1,12 +1,12 @@
 //! Bad input, table-driven: every case must get a 4xx `application/problem+json` whose `detail`
 //! names the problem, never a 5xx, and nothing may be stored.
 
-mod common;
+mod support;
 
-use common::*;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use reqwest::Method;
 use serde_json::{Value, json};
+use support::app::*;
 
 enum Body {
     None,

@@ -11,9 +11,8 @@
 //! fails. `QOTD_SCREENSHOT_DIR=<dir>` saves `player-phone.png` and `player-desktop.png` there
 //! (the README's screenshots come from `QOTD_SCREENSHOT_DIR=docs`).
 
-mod common;
+mod support;
 
-use common::{correct_answers, spawn_local_with, today_utc};
 use fantoccini::elements::Element;
 use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -22,6 +21,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support::app::{correct_answers, spawn_local_with, today_utc};
 
 const WAIT: Duration = Duration::from_secs(30);
 

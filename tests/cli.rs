@@ -1,10 +1,10 @@
 //! The `qotd` command line: help on every subcommand, errors that name the bad value with a
 //! non-zero exit, and the idempotent `migrate` / `generate` commands.
 
-mod common;
+mod support;
 
-use common::BIN;
 use std::process::Command;
+use support::app::BIN;
 
 fn qotd(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let mut cmd = Command::new(BIN);
@@ -255,7 +255,7 @@ fn stage_writes_exactly_what_the_functions_host_needs() {
 
 #[tokio::test]
 async fn dev_tokens_carry_the_scope_and_the_rejections_show_locally() {
-    let app = common::spawn_local().await;
+    let app = support::app::spawn_local().await;
     let d = app.data_dir.to_str().unwrap().to_owned();
     let token = |extra: &[&str]| {
         let mut args = vec!["token", "--user", "cli-user", "--data-dir", d.as_str()];

@@ -3,6 +3,8 @@
 //! `qotd poison list|replay` sees it), and when there is no store, or the store fails, the event
 //! stays in the outbox instead of being reported as handled.
 
+mod support;
+
 use async_trait::async_trait;
 use qotd::platform::clock::SystemClock;
 use qotd::platform::functions::local_bus::{DeadLetterSink, LocalBus, MAX_DELIVERIES};
@@ -10,24 +12,10 @@ use qotd::platform::functions::manifest::FunctionApp;
 use qotd::platform::outbox::{EventPublisher, PublishError};
 use qotd::platform::retry::RetryPolicy;
 use qotd::platform::store::PendingEvent;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use warp::Filter;
-
-/// A handler that refuses every invocation with 500 and counts them.
-async fn refusing_handler() -> (String, Arc<AtomicU32>) {
-    let calls = Arc::new(AtomicU32::new(0));
-    let counter = calls.clone();
-    let route = warp::any().map(move || {
-        counter.fetch_add(1, Ordering::SeqCst);
-        warp::reply::with_status("{}", warp::http::StatusCode::INTERNAL_SERVER_ERROR)
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(warp::serve(route).incoming(listener).run());
-    (format!("http://{addr}"), calls)
-}
+use support::handler::refusing_handler;
 
 #[derive(Default)]
 struct Recorder {

@@ -1,12 +1,12 @@
 //! End to end over real HTTP on loopback against `qotd local`: the whole product path, its
 //! durability across restarts and crashes, and its guarantees under concurrency.
 
-mod common;
+mod support;
 
-use common::*;
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::time::Duration;
+use support::app::*;
 
 const WAIT: Duration = Duration::from_secs(20);
 

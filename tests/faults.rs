@@ -7,9 +7,8 @@
 //! fuzzers use proptest with a fixed seed; a failing case is saved to
 //! `tests/faults.proptest-regressions` and replayed first from then on.
 
-mod common;
+mod support;
 
-use common::*;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, RngSeed, TestCaseError, TestRunner};
 use qotd::platform::functions::manifest::{FunctionApp, Trigger};
@@ -20,6 +19,7 @@ use std::hash::{Hash, Hasher};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+use support::app::*;
 
 /// Minute timers off: `DispatchOutbox` and `GenerateDailyQuiz` never fire on their own.
 const NO_TIMERS: &[(&str, &str)] = &[("QOTD_LOCAL_TIMERS", "false")];

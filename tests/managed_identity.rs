@@ -1,12 +1,14 @@
-//! The shared credential factory's managed identity against a local endpoint that speaks the
-//! App Service / Functions managed identity protocol (`IDENTITY_ENDPOINT` + `IDENTITY_HEADER`,
-//! api-version 2019-08-01; https://learn.microsoft.com/azure/app-service/overview-managed-identity#rest-endpoint-reference), and the Service Bus
-//! publisher using the token it returns.
+//! The shared credential factory's managed identity against a local endpoint
+//! (`support/managed_identity.rs`) that speaks the App Service / Functions managed identity
+//! protocol (`IDENTITY_ENDPOINT` + `IDENTITY_HEADER`, api-version 2019-08-01;
+//! https://learn.microsoft.com/azure/app-service/overview-managed-identity#rest-endpoint-reference),
+//! and the Service Bus publisher using the token it returns.
 //!
 //! This binary holds a single test: it sets the two environment variables before any thread or
 //! credential exists, which is what makes `set_var` sound here.
 
-use chrono::Utc;
+mod support;
+
 use qotd::platform::identity::CredentialKind;
 use qotd::platform::outbox::EventPublisher;
 use qotd::platform::servicebus::{ServiceBusPublisher, ServiceBusSettings};
@@ -14,105 +16,7 @@ use qotd::platform::store::PendingEvent;
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use warp::Filter;
-use warp::http::Response;
-
-const IDENTITY_HEADER: &str = "local-identity-header-value";
-
-/// Short-lived tokens (inside azure_identity's five-minute refresh window) for this resource.
-const SHORT_LIVED_RESOURCE: &str = "https://cognitiveservices.azure.com";
-
-#[derive(Debug, Clone)]
-struct TokenRequest {
-    query: HashMap<String, String>,
-    identity_header: Option<String>,
-}
-
-#[derive(Default)]
-struct State {
-    token_requests: Vec<TokenRequest>,
-    issued: usize,
-    /// Authorization headers the Service Bus route saw.
-    sends: Vec<String>,
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).unwrap()
-}
-
-fn routes(
-    state: Arc<Mutex<State>>,
-) -> impl Filter<Extract = (Response<String>,), Error = warp::Rejection> + Clone {
-    let s1 = state.clone();
-    let token = warp::get()
-        .and(warp::path!("msi" / "token"))
-        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
-        .and(warp::header::optional::<String>("x-identity-header"))
-        .map(move |raw: String, identity_header: Option<String>| {
-            let query: HashMap<String, String> = raw
-                .split('&')
-                .filter_map(|p| p.split_once('='))
-                .map(|(k, v)| (percent_decode(k), percent_decode(v)))
-                .collect();
-            let mut s = s1.lock().unwrap();
-            s.token_requests.push(TokenRequest {
-                query: query.clone(),
-                identity_header: identity_header.clone(),
-            });
-            if identity_header.as_deref() != Some(IDENTITY_HEADER) {
-                return Response::builder()
-                    .status(401)
-                    .header("content-type", "application/json")
-                    .body(json!({"statusCode": 401, "message": "Unauthorized. Missing or invalid X-IDENTITY-HEADER."}).to_string())
-                    .unwrap();
-            }
-            let resource = query.get("resource").cloned().unwrap_or_default();
-            s.issued += 1;
-            let lifetime = if resource == SHORT_LIVED_RESOURCE { 120 } else { 3600 };
-            let body = json!({
-                "access_token": format!("mi-token-{}", s.issued),
-                "expires_on": (Utc::now().timestamp() + lifetime).to_string(),
-                "resource": resource,
-                "token_type": "Bearer",
-                "client_id": query.get("client_id"),
-            });
-            Response::builder()
-                .header("content-type", "application/json")
-                .body(body.to_string())
-                .unwrap()
-        });
-    let s2 = state;
-    let servicebus = warp::post()
-        .and(warp::path!(String / "messages"))
-        .and(warp::header::optional::<String>("authorization"))
-        .and(warp::body::bytes())
-        .map(
-            move |_topic: String, auth: Option<String>, _body: bytes::Bytes| {
-                s2.lock().unwrap().sends.push(auth.unwrap_or_default());
-                Response::builder().status(201).body(String::new()).unwrap()
-            },
-        );
-    token.or(servicebus).unify()
-}
+use support::managed_identity::{IDENTITY_HEADER, SHORT_LIVED_RESOURCE, State, routes};
 
 #[test]
 fn managed_identity_sends_the_documented_request_and_caches_until_near_expiry() {

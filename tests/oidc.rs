@@ -1,125 +1,18 @@
-//! The OIDC verifier against local issuers shaped like Entra External ID and Azure AD B2C
-//! (discovery document + JWKS over HTTP, keys generated here): claims mapping, key rotation,
-//! rate-limited refresh, last-good keys when the issuer is down, and every forgery we know.
+//! The OIDC verifier against local issuers (`support/oidc.rs`) shaped like Entra External ID and
+//! Azure AD B2C (discovery document + JWKS over HTTP, keys generated for the test): claims
+//! mapping, key rotation, rate-limited refresh, last-good keys when the issuer is down, and every
+//! forgery we know.
 
-use aws_lc_rs::encoding::AsDer;
+mod support;
+
 use base64::Engine;
-use jsonwebtoken::jwk::{Jwk, JwkSet};
+use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use qotd::platform::auth::AuthError;
 use qotd::platform::auth::oidc::{Authorization, OidcSettings, OidcVerifier};
 use serde_json::{Value, json};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use warp::Filter;
-
-struct Key {
-    kid: String,
-    enc: EncodingKey,
-    jwk: Jwk,
-    alg: Algorithm,
-}
-
-fn pem(der: &[u8]) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let lines: Vec<&str> = b64
-        .as_bytes()
-        .chunks(64)
-        .map(|c| std::str::from_utf8(c).unwrap())
-        .collect();
-    format!(
-        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
-        lines.join("\n")
-    )
-}
-
-fn rsa_key(kid: &str) -> Key {
-    let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
-    let enc = EncodingKey::from_rsa_pem(pem(pair.as_der().unwrap().as_ref()).as_bytes()).unwrap();
-    let mut jwk = Jwk::from_encoding_key(&enc, Algorithm::RS256).unwrap();
-    jwk.common.key_id = Some(kid.into());
-    Key {
-        kid: kid.into(),
-        enc,
-        jwk,
-        alg: Algorithm::RS256,
-    }
-}
-
-fn ec_key(kid: &str) -> Key {
-    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
-    let doc = EcdsaKeyPair::generate_pkcs8(
-        &ECDSA_P256_SHA256_FIXED_SIGNING,
-        &aws_lc_rs::rand::SystemRandom::new(),
-    )
-    .unwrap();
-    let enc = EncodingKey::from_ec_der(doc.as_ref());
-    let mut jwk = Jwk::from_encoding_key(&enc, Algorithm::ES256).unwrap();
-    jwk.common.key_id = Some(kid.into());
-    Key {
-        kid: kid.into(),
-        enc,
-        jwk,
-        alg: Algorithm::ES256,
-    }
-}
-
-#[derive(Default)]
-struct IssuerState {
-    discovery: Value,
-    jwks: Vec<Jwk>,
-    cache_control: String,
-    down: bool,
-    jwks_hits: usize,
-}
-
-/// A local identity provider: `/{tenant}/v2.0/.well-known/openid-configuration` and `/keys`.
-async fn start_issuer(issuer: impl Fn(&str) -> String) -> (String, Arc<Mutex<IssuerState>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let state = Arc::new(Mutex::new(IssuerState {
-        discovery: json!({ "issuer": issuer(&base), "jwks_uri": format!("{base}/discovery/v2.0/keys"), "id_token_signing_alg_values_supported": ["RS256"] }),
-        cache_control: "max-age=86400, private".into(),
-        ..Default::default()
-    }));
-    let s1 = state.clone();
-    let discovery =
-        warp::path!("tenant" / "v2.0" / ".well-known" / "openid-configuration").map(move || {
-            let s = s1.lock().unwrap();
-            if s.down {
-                return warp::http::Response::builder()
-                    .status(503)
-                    .body(String::new())
-                    .unwrap();
-            }
-            warp::http::Response::builder()
-                .header("content-type", "application/json")
-                .body(s.discovery.to_string())
-                .unwrap()
-        });
-    let s2 = state.clone();
-    let keys = warp::path!("discovery" / "v2.0" / "keys").map(move || {
-        let mut s = s2.lock().unwrap();
-        s.jwks_hits += 1;
-        if s.down {
-            return warp::http::Response::builder()
-                .status(503)
-                .body(String::new())
-                .unwrap();
-        }
-        let body = serde_json::to_string(&JwkSet {
-            keys: s.jwks.clone(),
-        })
-        .unwrap();
-        warp::http::Response::builder()
-            .header("content-type", "application/json")
-            .header("cache-control", s.cache_control.clone())
-            .body(body)
-            .unwrap()
-    });
-    tokio::spawn(warp::serve(discovery.or(keys)).incoming(listener).run());
-    (base, state)
-}
+use support::oidc::{Key, ec_key, rsa_key, start_issuer};
 
 fn verifier(base: &str, audience: &str, subject: &str, roles: &str) -> OidcVerifier {
     verifier_with(base, audience, subject, roles, Duration::from_secs(60))

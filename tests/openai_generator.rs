@@ -1,21 +1,17 @@
-//! The Azure OpenAI quiz generator against a local warp server that behaves like Azure OpenAI
-//! chat completions: the documented paths, `api-version`, `api-key` or bearer auth, the reply
-//! envelope, `finish_reason` values, `refusal`, error bodies and 429 with `retry-after` /
-//! `retry-after-ms`. The server tells the kinds of call apart by the schema name in
-//! `response_format`; by default it plays an honest model that writes valid questions and
+//! The Azure OpenAI quiz generator against a local warp server (`support/openai.rs`) that behaves
+//! like Azure OpenAI chat completions: the documented paths, `api-version`, `api-key` or bearer
+//! auth, the reply envelope, `finish_reason` values, `refusal`, error bodies and 429 with
+//! `retry-after` / `retry-after-ms`. The server tells the kinds of call apart by the schema name
+//! in `response_format`; by default it plays an honest model that writes valid questions and
 //! answers the blind check correctly, and each test overrides the replies it cares about.
 
-mod common;
+mod support;
 
-use async_trait::async_trait;
-use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
-use bytes::Bytes;
-use common::FakeCredential;
+use azure_core::credentials::TokenCredential;
 use qotd::kernel::QuizDay;
 use qotd::quiz::bank::{Bank, BankGenerator};
 use qotd::quiz::openai::{
-    DRAFT_ATTEMPTS, DRAFT_SCHEMA, OpenAiGenerator, OpenAiSettings, REGENERATE_SCHEMA,
-    REGENERATE_TRIES, TOKEN_SCOPE, VERIFY_SCHEMA, day_plan,
+    DRAFT_ATTEMPTS, OpenAiGenerator, OpenAiSettings, REGENERATE_TRIES, TOKEN_SCOPE, day_plan,
 };
 use qotd::quiz::{Generated, QUESTIONS_PER_QUIZ, Quiz, QuizGenerator, QuizSource, RecentQuestions};
 use serde_json::{Value, json};
@@ -23,354 +19,18 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use support::credential::{FakeCredential, FlakyCredential};
+use support::openai::{
+    Kind, MODEL, Reply, Script, Seen, Server, completion, draft_text, error, honest, honest_reply,
+    prompt_filtered, start, throttled, wrong_answer,
+};
 use tokio::time::Instant;
-use warp::Filter;
 
 const DEPLOYMENT: &str = "quiz-gpt4o";
-const MODEL: &str = "gpt-4o-2024-08-06";
 const KEY: &str = "test-key-0123456789abcdef";
 
 fn day() -> QuizDay {
     QuizDay::parse("2026-03-01").unwrap()
-}
-
-// ---------------------------------------------------------------------------------------------
-// The fake Azure OpenAI
-// ---------------------------------------------------------------------------------------------
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Draft,
-    Regenerate,
-    Verify,
-    Unknown,
-}
-
-/// One request the server received.
-#[derive(Debug, Clone)]
-struct Seen {
-    path: String,
-    query: String,
-    headers: warp::http::HeaderMap,
-    body: Value,
-    kind: Kind,
-    at: Instant,
-    /// For a blind check: the question asked and the category it was written for.
-    question: Option<String>,
-    category: Option<String>,
-}
-
-impl Seen {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    fn user_message(&self) -> &str {
-        self.body["messages"][1]["content"].as_str().unwrap_or("")
-    }
-}
-
-/// A reply the server sends.
-struct Reply {
-    status: u16,
-    headers: Vec<(&'static str, String)>,
-    body: String,
-    delay: Duration,
-}
-
-impl Reply {
-    fn json(status: u16, body: Value) -> Self {
-        Self {
-            status,
-            headers: Vec::new(),
-            body: body.to_string(),
-            delay: Duration::ZERO,
-        }
-    }
-
-    fn with_header(mut self, name: &'static str, value: &str) -> Self {
-        self.headers.push((name, value.to_owned()));
-        self
-    }
-
-    fn delayed(mut self, delay: Duration) -> Self {
-        self.delay = delay;
-        self
-    }
-}
-
-/// A chat completion in Azure's shape.
-fn completion(content: Option<&str>, finish_reason: &str, refusal: Option<&str>) -> Reply {
-    Reply::json(
-        200,
-        json!({
-            "id": "chatcmpl-test",
-            "object": "chat.completion",
-            "created": 1_772_323_200,
-            "model": MODEL,
-            "choices": [{
-                "index": 0,
-                "finish_reason": finish_reason,
-                "message": { "role": "assistant", "content": content, "refusal": refusal }
-            }],
-            "usage": { "prompt_tokens": 412, "completion_tokens": 380, "total_tokens": 792 }
-        }),
-    )
-}
-
-fn answer(output: &Value) -> Reply {
-    completion(Some(&output.to_string()), "stop", None)
-}
-
-fn error(status: u16, code: &str, message: &str) -> Reply {
-    Reply::json(
-        status,
-        json!({ "error": { "code": code, "message": message } }),
-    )
-}
-
-fn throttled() -> Reply {
-    error(
-        429,
-        "429",
-        "Requests to the ChatCompletions_Create Operation under Azure OpenAI API version 2024-10-21 have exceeded token rate limit of your current pricing tier. Please retry after 1 second.",
-    )
-    .with_header("x-ratelimit-remaining-requests", "0")
-    .with_header("x-ratelimit-remaining-tokens", "0")
-}
-
-fn prompt_filtered() -> Reply {
-    Reply::json(
-        400,
-        json!({ "error": {
-            "code": "content_filter",
-            "message": "The response was filtered due to the prompt triggering Azure OpenAI's content management policy.",
-            "param": "prompt",
-            "status": 400,
-            "innererror": {
-                "code": "ResponsibleAIPolicyViolation",
-                "content_filter_result": {
-                    "hate": { "filtered": true, "severity": "medium" },
-                    "self_harm": { "filtered": false, "severity": "safe" },
-                    "sexual": { "filtered": false, "severity": "safe" },
-                    "violence": { "filtered": false, "severity": "safe" }
-                }
-            }
-        }}),
-    )
-}
-
-/// A test's override: `(request, n, model)` where `n` counts earlier requests of the same kind;
-/// `None` lets the honest model reply.
-type Script = Box<dyn Fn(&Seen, usize, &mut Model) -> Option<Reply> + Send + Sync>;
-
-#[derive(Default)]
-struct Model {
-    drafts: usize,
-    regenerations: usize,
-    /// Question text -> (category, correct choice text), for the blind check.
-    written: HashMap<String, (String, String)>,
-}
-
-struct Server {
-    base: String,
-    seen: Arc<Mutex<Vec<Seen>>>,
-    max_in_flight: Arc<AtomicUsize>,
-}
-
-impl Server {
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-
-    fn of(&self, kind: Kind) -> Vec<Seen> {
-        self.seen().into_iter().filter(|s| s.kind == kind).collect()
-    }
-}
-
-/// The text of question `n` (1-based) of the `k`-th draft (1-based) the honest model writes.
-fn draft_text(k: usize, n: usize, category: &str) -> String {
-    format!("Draft {k} question {n}: which {category} fact is this?")
-}
-
-/// What the honest model writes for one question.
-fn honest_question(model: &mut Model, text: String, slot: &Value, tag: &str, n: usize) -> Value {
-    let category = slot["properties"]["category"]["enum"][0]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let difficulty = slot["properties"]["difficulty"]["enum"][0]
-        .as_str()
-        .unwrap();
-    let choices: Vec<String> = (0..4)
-        .map(|j| format!("{category} answer {tag}.{j}"))
-        .collect();
-    let correct = n % 4;
-    model
-        .written
-        .insert(text.clone(), (category.clone(), choices[correct].clone()));
-    json!({
-        "category": category,
-        "difficulty": difficulty,
-        "text": text,
-        "choices": choices,
-        "correct": correct,
-        "explanation": format!("Because {} is the documented {category} fact.", choices[correct]),
-    })
-}
-
-fn honest_reply(model: &mut Model, seen: &Seen) -> Reply {
-    let schema = &seen.body["response_format"]["json_schema"]["schema"];
-    match seen.kind {
-        Kind::Draft => {
-            model.drafts += 1;
-            let k = model.drafts;
-            let mut out = serde_json::Map::new();
-            for n in 1..=QUESTIONS_PER_QUIZ {
-                let key = format!("question_{n}");
-                let slot = &schema["properties"][&key];
-                let category = slot["properties"]["category"]["enum"][0].as_str().unwrap();
-                let text = draft_text(k, n, category);
-                let q = honest_question(model, text, slot, &format!("{k}-{n}"), n);
-                out.insert(key, q);
-            }
-            answer(&Value::Object(out))
-        }
-        Kind::Regenerate => {
-            model.regenerations += 1;
-            let r = model.regenerations;
-            let slot = &schema["properties"]["question"];
-            let category = slot["properties"]["category"]["enum"][0].as_str().unwrap();
-            let text = format!("Replacement {r}: which {category} fact is this?");
-            let q = honest_question(model, text, slot, &format!("r{r}"), r);
-            answer(&json!({ "question": q }))
-        }
-        Kind::Verify => {
-            let question = seen.question.clone().unwrap_or_default();
-            match model.written.get(&question) {
-                Some((_, correct)) => answer(&json!({
-                    "reasoning": "I know this one.",
-                    "answer": correct,
-                    "unambiguous": true
-                })),
-                None => error(400, "invalid_request", "unknown question"),
-            }
-        }
-        Kind::Unknown => error(400, "invalid_request", "unexpected request"),
-    }
-}
-
-/// A blind answer that picks a choice other than the one marked correct.
-fn wrong_answer(model: &Model, seen: &Seen) -> Reply {
-    let content: Value = serde_json::from_str(seen.user_message()).unwrap();
-    let question = seen.question.as_deref().unwrap();
-    let (_, correct) = &model.written[question];
-    let wrong = content["choices"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_str)
-        .find(|c| c != correct)
-        .unwrap();
-    answer(&json!({
-        "reasoning": "I am confidently wrong.",
-        "answer": wrong,
-        "unambiguous": true
-    }))
-}
-
-async fn start(script: Script) -> Server {
-    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
-    let model: Arc<Mutex<Model>> = Arc::default();
-    let in_flight = Arc::new(AtomicUsize::new(0));
-    let max_in_flight = Arc::new(AtomicUsize::new(0));
-    let script = Arc::new(script);
-    let state = (
-        seen.clone(),
-        model,
-        in_flight,
-        max_in_flight.clone(),
-        script,
-    );
-    let route = warp::post()
-        .and(warp::path::full())
-        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
-        .and(warp::header::headers_cloned())
-        .and(warp::body::bytes())
-        .then(
-            move |path: warp::path::FullPath,
-                  query: String,
-                  headers: warp::http::HeaderMap,
-                  body: Bytes| {
-                let (seen, model, in_flight, max_in_flight, script) = state.clone();
-                async move {
-                    let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-                    max_in_flight.fetch_max(now, Ordering::SeqCst);
-                    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                    let kind = match body["response_format"]["json_schema"]["name"].as_str() {
-                        Some(DRAFT_SCHEMA) => Kind::Draft,
-                        Some(REGENERATE_SCHEMA) => Kind::Regenerate,
-                        Some(VERIFY_SCHEMA) => Kind::Verify,
-                        _ => Kind::Unknown,
-                    };
-                    let question = (kind == Kind::Verify)
-                        .then(|| {
-                            serde_json::from_str::<Value>(
-                                body["messages"][1]["content"].as_str().unwrap_or(""),
-                            )
-                            .ok()
-                            .and_then(|c| c["question"].as_str().map(str::to_owned))
-                        })
-                        .flatten();
-                    let category = question
-                        .as_ref()
-                        .and_then(|q| model.lock().unwrap().written.get(q).map(|(c, _)| c.clone()));
-                    let request = Seen {
-                        path: path.as_str().to_owned(),
-                        query,
-                        headers,
-                        body,
-                        kind,
-                        at: Instant::now(),
-                        question,
-                        category,
-                    };
-                    let n = {
-                        let mut seen = seen.lock().unwrap();
-                        let n = seen.iter().filter(|s| s.kind == kind).count();
-                        seen.push(request.clone());
-                        n
-                    };
-                    let reply = {
-                        let mut model = model.lock().unwrap();
-                        script(&request, n, &mut model)
-                            .unwrap_or_else(|| honest_reply(&mut model, &request))
-                    };
-                    tokio::time::sleep(reply.delay).await;
-                    in_flight.fetch_sub(1, Ordering::SeqCst);
-                    let mut response = warp::http::Response::builder()
-                        .status(reply.status)
-                        .header("content-type", "application/json")
-                        .header("apim-request-id", "00000000-0000-0000-0000-000000000000");
-                    for (name, value) in &reply.headers {
-                        response = response.header(*name, value);
-                    }
-                    response.body(reply.body).unwrap()
-                }
-            },
-        );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(warp::serve(route).incoming(listener).run());
-    Server {
-        base,
-        seen,
-        max_in_flight,
-    }
-}
-
-fn honest() -> Script {
-    Box::new(|_, _, _| None)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1204,34 +864,6 @@ async fn reasoning_false_keeps_the_sampling_parameters() {
     let draft = &server.of(Kind::Draft)[0];
     assert_eq!(draft.body["temperature"], 0.7);
     assert_eq!(draft.body["max_completion_tokens"], 2_500);
-}
-
-/// A credential whose token endpoint fails the first `failures` requests, then succeeds.
-#[derive(Debug)]
-struct FlakyCredential {
-    failures: usize,
-    calls: AtomicUsize,
-}
-
-#[async_trait]
-impl TokenCredential for FlakyCredential {
-    async fn get_token(
-        &self,
-        _scopes: &[&str],
-        _options: Option<TokenRequestOptions<'_>>,
-    ) -> azure_core::Result<AccessToken> {
-        let n = self.calls.fetch_add(1, Ordering::SeqCst);
-        if n < self.failures {
-            return Err(azure_core::Error::with_message(
-                azure_core::error::ErrorKind::Io,
-                "connection refused by the identity endpoint (HTTP 503)",
-            ));
-        }
-        Ok(AccessToken::new(
-            "fake-entra-token",
-            azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1),
-        ))
-    }
 }
 
 #[tokio::test]

@@ -1,13 +1,13 @@
 //! The Azure Functions custom-handler protocol against `qotd serve`, driven with the payload
 //! shapes in tests/fixtures/functions-host/ (its README names the host source each follows).
 
-mod common;
+mod support;
 
-use common::*;
 use qotd::platform::functions::protocol::{InvocationRequest, InvocationResponse};
 use serde_json::{Value, json};
 use std::io::{Read, Write};
 use std::path::PathBuf;
+use support::app::*;
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/functions-host")

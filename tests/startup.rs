@@ -5,75 +5,16 @@
 //! and fail trigger invocations (so the host redelivers) while it keeps connecting in the
 //! background.
 
-mod common;
+mod support;
 
 use serde_json::{Value, json};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-use warp::Filter;
-
-/// An App Service / Functions managed-identity endpoint that refuses every token request, as
-/// when the app's identity has not been assigned yet. Returns its URL and the request counter.
-async fn failing_token_endpoint() -> (String, Arc<AtomicUsize>) {
-    let calls = Arc::new(AtomicUsize::new(0));
-    let counter = calls.clone();
-    let route = warp::any().map(move || {
-        counter.fetch_add(1, Ordering::SeqCst);
-        warp::reply::with_status(
-            warp::reply::json(&json!({
-                "statusCode": 400,
-                "message": "No User Assigned or Delegated Managed Identity found for specified ClientId/ResourceId/PrincipalId."
-            })),
-            warp::http::StatusCode::BAD_REQUEST,
-        )
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/msi/token", listener.local_addr().unwrap());
-    tokio::spawn(warp::serve(route).incoming(listener).run());
-    (url, calls)
-}
-
-/// A managed-identity endpoint that refuses the first `failures` token requests (400, as while
-/// a new identity's assignment propagates), then issues tokens.
-async fn flaky_token_endpoint(failures: usize) -> (String, Arc<AtomicUsize>) {
-    let calls = Arc::new(AtomicUsize::new(0));
-    let counter = calls.clone();
-    let route = warp::any().map(move || {
-        let n = counter.fetch_add(1, Ordering::SeqCst);
-        if n < failures {
-            return warp::http::Response::builder()
-                .status(400)
-                .header("content-type", "application/json")
-                .body(json!({"statusCode": 400, "message": "Identity not found"}).to_string())
-                .unwrap();
-        }
-        let expires = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            + 3600;
-        warp::http::Response::builder()
-            .header("content-type", "application/json")
-            .body(
-                json!({
-                    "access_token": "sql-token",
-                    "expires_on": expires.to_string(),
-                    "resource": "https://database.windows.net",
-                    "token_type": "Bearer",
-                })
-                .to_string(),
-            )
-            .unwrap()
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/msi/token", listener.local_addr().unwrap());
-    tokio::spawn(warp::serve(route).incoming(listener).run());
-    (url, calls)
-}
+use support::closed_port;
+use support::managed_identity::{failing_token_endpoint, flaky_token_endpoint};
 
 /// The `detail` of `/api/health` once it contains `wanted` (or the last one after 20 s).
-async fn health_detail_containing(app: &common::TestApp, wanted: &str) -> (u16, String) {
+async fn health_detail_containing(app: &support::app::TestApp, wanted: &str) -> (u16, String) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let res = app.http.get(app.url("/api/health")).send().await.unwrap();
@@ -87,12 +28,6 @@ async fn health_detail_containing(app: &common::TestApp, wanted: &str) -> (u16, 
     }
 }
 
-/// A loopback port nothing listens on.
-fn closed_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
 #[tokio::test]
 async fn serve_answers_at_once_and_reports_an_unreachable_database() {
     let (token_url, token_calls) = failing_token_endpoint().await;
@@ -100,7 +35,7 @@ async fn serve_answers_at_once_and_reports_an_unreachable_database() {
         "Server=tcp:127.0.0.1,{};Database=qotd;Authentication=Active Directory Managed Identity",
         closed_port()
     );
-    let app = common::spawn_serve_with(&[
+    let app = support::app::spawn_serve_with(&[
         ("QOTD_DATABASE_URL", database.as_str()),
         ("IDENTITY_ENDPOINT", token_url.as_str()),
         ("IDENTITY_HEADER", "local-identity-header"),
@@ -178,7 +113,7 @@ async fn the_background_connection_retries_a_token_endpoint_that_fails_twice() {
     let database = format!(
         "Server=tcp:127.0.0.1,{port};Database=qotd;Authentication=Active Directory Managed Identity"
     );
-    let app = common::spawn_serve_with(&[
+    let app = support::app::spawn_serve_with(&[
         ("QOTD_DATABASE_URL", database.as_str()),
         ("IDENTITY_ENDPOINT", token_url.as_str()),
         ("IDENTITY_HEADER", "local-identity-header"),

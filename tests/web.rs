@@ -2,12 +2,12 @@
 //! `/api/web-config`, CORS, and the dev issuer's sign-in endpoints being there only while the
 //! dev issuer is on.
 
-mod common;
+mod support;
 
-use common::spawn_local_with;
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::redirect::Policy;
 use serde_json::Value;
+use support::app::spawn_local_with;
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder()

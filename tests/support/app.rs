@@ -1,7 +1,6 @@
 //! Test harness: spawns the real `qotd` binary (`local` or `serve`) on an ephemeral port with a
 //! temporary data dir, and offers typed helpers so tests never build URLs or sleep blindly.
 //! Logs are shown only when `TEST_LOG` is set.
-#![allow(dead_code)]
 
 use qotd::platform::auth::dev_issuer::DevIssuer;
 use serde_json::{Value, json};
@@ -377,49 +376,4 @@ pub fn correct_answers(app: &TestApp, date: &str) -> Vec<i64> {
 
 pub fn today_utc() -> String {
     chrono::Utc::now().format("%Y-%m-%d").to_string()
-}
-
-/// An Entra credential that hands out a fixed token and records the scopes of every request,
-/// for the adapters that authenticate with Entra (Service Bus, Azure OpenAI).
-#[derive(Debug)]
-pub struct FakeCredential {
-    token: String,
-    requests: std::sync::Mutex<Vec<Vec<String>>>,
-}
-
-impl FakeCredential {
-    pub fn new(token: &str) -> std::sync::Arc<Self> {
-        std::sync::Arc::new(Self {
-            token: token.to_owned(),
-            requests: Default::default(),
-        })
-    }
-
-    /// The scopes of each token request, in order.
-    pub fn requests(&self) -> Vec<Vec<String>> {
-        self.requests.lock().unwrap().clone()
-    }
-
-    /// Every scope asked for, across requests.
-    pub fn scopes(&self) -> Vec<String> {
-        self.requests().concat()
-    }
-}
-
-#[async_trait::async_trait]
-impl azure_core::credentials::TokenCredential for FakeCredential {
-    async fn get_token(
-        &self,
-        scopes: &[&str],
-        _options: Option<azure_core::credentials::TokenRequestOptions<'_>>,
-    ) -> azure_core::Result<azure_core::credentials::AccessToken> {
-        self.requests
-            .lock()
-            .unwrap()
-            .push(scopes.iter().map(|s| s.to_string()).collect());
-        Ok(azure_core::credentials::AccessToken::new(
-            self.token.clone(),
-            azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1),
-        ))
-    }
 }
