@@ -212,7 +212,10 @@ impl QuizDay {
 
 impl fmt::Display for QuizDay {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0.format("%Y-%m-%d"))
+        // Numbers, not `format("%Y-%m-%d")`: strftime parsing showed up in read profiles.
+        use chrono::Datelike;
+        let d = self.0;
+        write!(f, "{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
     }
 }
 

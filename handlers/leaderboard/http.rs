@@ -1,10 +1,12 @@
 //! HTTP adapter of the leaderboard context: `GET /api/leaderboard` and `GET /api/leaderboard/me`.
 
-use super::{Leaderboard, Period, RankedRow};
+use super::{Board, Leaderboard, Period, RankedRow};
 use crate::kernel::QuizDay;
 use crate::platform::http::{
-    ApiRequest, ApiResponse, Problem, Query, RequestContext, json_response,
+    ApiRequest, ApiResponse, Problem, Query, RequestContext, bytes_response, json_body,
+    json_response,
 };
+use bytes::Bytes;
 use http::StatusCode;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -84,10 +86,19 @@ pub async fn board(
     let period = period_of(ctx.today, &query)?;
     let limit = query.int("limit", 10, 1..=100)? as u32;
     let offset = query.int("offset", 0, 0..=1_000_000)?;
+    let key = (period.key(), limit, offset);
     let board = leaderboard
         .board(period, limit, offset)
         .await
         .map_err(Problem::storage)?;
+    let body = leaderboard
+        .rendered
+        .get_or_derive(key, &board, |b| page_body(b, limit, offset));
+    Ok(bytes_response(StatusCode::OK, body))
+}
+
+/// One page as JSON (rendered once per cached page, `Leaderboard::rendered`).
+fn page_body(board: &Board, limit: u32, offset: u64) -> Bytes {
     let mut body = describe(&board.period, board.total_players);
     body.insert("limit".into(), json!(limit));
     body.insert("offset".into(), json!(offset));
@@ -106,7 +117,7 @@ pub async fn board(
         "entries".into(),
         serde_json::to_value(entries).expect("entries serialise"),
     );
-    Ok(json_response(StatusCode::OK, &body))
+    Bytes::from(json_body(&body))
 }
 
 /// `GET /api/leaderboard/me?period=&date=`: the caller's rank and score; `rank` is null when

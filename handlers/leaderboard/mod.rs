@@ -12,6 +12,7 @@ pub use scoring::ScoredAttempt;
 
 use crate::kernel::{QuizDay, Streak, UserId};
 use crate::platform::clock::Clock;
+use crate::platform::memo::Derived;
 use crate::platform::store::{Applied, InboxKey, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -223,6 +224,9 @@ pub struct Leaderboard {
     generation: AtomicU64,
     histograms: CacheMap<String, Arc<Histogram>>,
     pages: CacheMap<(String, u32, u64), Arc<Board>>,
+    /// The HTTP adapter's rendered pages: they live exactly as long as the cached `Arc<Board>`
+    /// they were rendered from.
+    pub(crate) rendered: Derived<(String, u32, u64), Board, bytes::Bytes>,
 }
 
 /// A small read cache: key → value with the generation and time it was read at.
@@ -248,6 +252,7 @@ impl Leaderboard {
             generation: AtomicU64::new(0),
             histograms: Mutex::new(HashMap::new()),
             pages: Mutex::new(HashMap::new()),
+            rendered: Derived::default(),
         }
     }
 

@@ -9,6 +9,7 @@ pub mod events;
 pub mod functions;
 pub mod http;
 pub mod identity;
+pub mod memo;
 pub mod outbox;
 pub mod retry;
 pub mod secret;

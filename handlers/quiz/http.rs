@@ -4,10 +4,13 @@
 
 use super::{Attempt, Generation, Question, Quiz, QuizError, QuizService};
 use crate::kernel::{DisplayName, QuizDay};
-use crate::platform::http::{ApiRequest, ApiResponse, Problem, RequestContext, json_response};
+use crate::platform::http::{
+    ApiRequest, ApiResponse, Problem, RequestContext, bytes_response, json_body, json_response,
+};
 use chrono::SecondsFormat;
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// Maps quiz errors to problems (the one place for this context).
 pub fn problem(e: QuizError) -> Problem {
@@ -76,45 +79,50 @@ fn question_view(q: &Question, reveal: bool) -> QuestionView<'_> {
     }
 }
 
-fn quiz_response(status: StatusCode, quiz: &Quiz, reveal: bool) -> ApiResponse {
-    json_response(
-        status,
-        &QuizView {
-            date: quiz.day.to_string(),
-            closes_at: quiz
-                .day
-                .closes_at()
-                .to_rfc3339_opts(SecondsFormat::Secs, true),
-            source: quiz.source.as_str(),
-            answers_revealed: reveal,
-            questions: quiz
-                .questions
-                .iter()
-                .map(|q| question_view(q, reveal))
-                .collect(),
-        },
-    )
+fn quiz_body(quiz: &Quiz, reveal: bool) -> bytes::Bytes {
+    bytes::Bytes::from(json_body(&QuizView {
+        date: quiz.day.to_string(),
+        closes_at: quiz
+            .day
+            .closes_at()
+            .to_rfc3339_opts(SecondsFormat::Secs, true),
+        source: quiz.source.as_str(),
+        answers_revealed: reveal,
+        questions: quiz
+            .questions
+            .iter()
+            .map(|q| question_view(q, reveal))
+            .collect(),
+    }))
+}
+
+/// The quiz as JSON, rendered once per cached quiz (`QuizService::rendered`).
+fn quiz_response(service: &QuizService, quiz: &Arc<Quiz>, reveal: bool) -> ApiResponse {
+    let body = service
+        .rendered
+        .get_or_derive((quiz.day, reveal), quiz, |q| quiz_body(q, reveal));
+    bytes_response(StatusCode::OK, body)
 }
 
 /// `GET /api/quizzes/today`: today's quiz without answers (generated on demand if the timer
 /// has not run yet).
 pub async fn today(
-    quiz: &QuizService,
+    service: &QuizService,
     ctx: &RequestContext,
     req: ApiRequest,
 ) -> Result<ApiResponse, Problem> {
     req.query(&[])?;
     let day = ctx.today;
-    let quiz = quiz
+    let quiz = service
         .quiz_or_today(day, ctx.correlation_id.clone())
         .await
         .map_err(problem)?;
-    Ok(quiz_response(StatusCode::OK, &quiz, false))
+    Ok(quiz_response(service, &quiz, false))
 }
 
 /// `GET /api/quizzes/{date}`: past days with answers, today without, future days 404.
 pub async fn by_date(
-    quiz: &QuizService,
+    service: &QuizService,
     ctx: &RequestContext,
     req: ApiRequest,
 ) -> Result<ApiResponse, Problem> {
@@ -126,11 +134,11 @@ pub async fn by_date(
             "there is no quiz for {day} yet; today is {today}"
         )));
     }
-    let quiz = quiz
+    let quiz = service
         .quiz_or_today(day, ctx.correlation_id.clone())
         .await
         .map_err(problem)?;
-    Ok(quiz_response(StatusCode::OK, &quiz, day < today))
+    Ok(quiz_response(service, &quiz, day < today))
 }
 
 #[derive(Deserialize)]
@@ -349,7 +357,8 @@ pub async fn admin_generate(
         }
         Generation::Existed(_) => return Err(problem(QuizError::AlreadyExists(day))),
     };
-    Ok(quiz_response(StatusCode::CREATED, &quiz, true))
+    // A fresh generation: rendered directly, not kept (admin-only, rare).
+    Ok(bytes_response(StatusCode::CREATED, quiz_body(&quiz, true)))
 }
 
 #[derive(Deserialize)]

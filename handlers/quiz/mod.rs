@@ -14,6 +14,7 @@ use crate::kernel::events::{DailyQuizGeneratedV1, EventType, QuizAttemptEvaluate
 use crate::kernel::{QuizDay, UserId};
 use crate::platform::clock::Clock;
 use crate::platform::events::NewEvent;
+use crate::platform::memo::Derived;
 use crate::platform::store::StoreError;
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -407,6 +408,9 @@ pub struct QuizService {
     /// for one generation instead of each starting their own (an LLM call is slow and costly).
     /// Across instances the primary key still guarantees a single stored quiz.
     generating: tokio::sync::Mutex<()>,
+    /// The HTTP adapter's rendered quiz bodies, by (day, answers revealed): kept here because
+    /// they live exactly as long as the cached `Arc<Quiz>` they were rendered from.
+    pub(crate) rendered: Derived<(QuizDay, bool), Quiz, bytes::Bytes>,
 }
 
 const CACHE_TTL: Duration = Duration::from_secs(30);
@@ -424,6 +428,7 @@ impl QuizService {
             clock,
             cache: RwLock::new(HashMap::new()),
             generating: tokio::sync::Mutex::new(()),
+            rendered: Derived::default(),
         }
     }
 

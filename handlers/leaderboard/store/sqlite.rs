@@ -328,7 +328,8 @@ impl LeaderboardRepo for Sqlite {
 
     async fn player_stats(&self, user: &UserId) -> Result<Option<PlayerStats>, StoreError> {
         let user = user.clone();
-        self.read(move |conn| {
+        // One row by primary key: on the calling thread (`read_point`).
+        self.read_point(move |conn| {
             let row: Option<(u32, i64, u32, u32, Option<String>)> = conn
                 .prepare_cached(
                     "SELECT quizzes_played, total_score, current_streak, best_streak, last_played FROM leaderboard_players WHERE user_id = ?1",
@@ -383,7 +384,8 @@ impl LeaderboardRepo for Sqlite {
         user: &UserId,
     ) -> Result<Option<(u32, u32)>, StoreError> {
         let (key, user) = (period_key.to_owned(), user.clone());
-        self.read(move |conn| {
+        // One row by primary key: on the calling thread (`read_point`).
+        self.read_point(move |conn| {
             conn.prepare_cached("SELECT score, quizzes FROM leaderboard_scores WHERE period_key = ?1 AND user_id = ?2")
                 .map_err(db)?
                 .query_row(params![key, user.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))

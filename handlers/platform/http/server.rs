@@ -309,11 +309,24 @@ impl Activity {
 
 /// True when a path segment is `.` or `..`, written raw or percent-encoded (`%2e`, `%2E`).
 pub fn has_dot_segment(path: &str) -> bool {
-    path.split('/').any(|seg| {
-        let lower = seg.to_ascii_lowercase();
-        let decoded = lower.replace("%2e", ".");
-        decoded == "." || decoded == ".."
-    })
+    // Without allocating: this runs on every request. A segment is a dot segment when it is
+    // made of one or two dots, each written `.` or `%2e` (any case).
+    fn dots(mut seg: &[u8]) -> usize {
+        let mut n = 0;
+        while !seg.is_empty() {
+            if seg[0] == b'.' {
+                seg = &seg[1..];
+            } else if seg.len() >= 3 && seg[0] == b'%' && seg[1] == b'2' && seg[2] | 0x20 == b'e' {
+                seg = &seg[3..];
+            } else {
+                return 0;
+            }
+            n += 1;
+        }
+        n
+    }
+    path.split('/')
+        .any(|seg| matches!(dots(seg.as_bytes()), 1 | 2))
 }
 
 /// One request: checks, body, handler, HEAD.
@@ -647,6 +660,30 @@ mod tests {
             "/a/b.c",
         ] {
             assert!(!has_dot_segment(ok), "{ok}");
+        }
+    }
+
+    #[test]
+    fn dot_segments_match_the_decode_and_compare_definition() {
+        // The allocating definition it replaced, as the oracle: every string up to 6 bytes
+        // over an alphabet that can spell dots, encoded dots and near misses.
+        let oracle = |path: &str| {
+            path.split('/').any(|seg| {
+                let decoded = seg.to_ascii_lowercase().replace("%2e", ".");
+                decoded == "." || decoded == ".."
+            })
+        };
+        let alphabet = ['.', '%', '2', 'e', 'E', '5', '/'];
+        let mut paths = vec![String::new()];
+        for _ in 0..6 {
+            let longer: Vec<String> = paths
+                .iter()
+                .flat_map(|p| alphabet.iter().map(move |c| format!("{p}{c}")))
+                .collect();
+            for p in &longer {
+                assert_eq!(has_dot_segment(p), oracle(p), "{p:?}");
+            }
+            paths = longer;
         }
     }
 

@@ -231,8 +231,9 @@ impl QuizRepo for Sqlite {
         event: &NewEvent,
     ) -> Result<Inserted, StoreError> {
         let (a, event) = (attempt.clone(), event.clone());
-        self.write(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
+        // Many players answer at once: committed in groups (`write_grouped`), each attempt
+        // with its event in one savepoint, acknowledged only after the group's commit.
+        self.write_grouped(move |tx| {
             let answers = serde_json::to_string(&a.answers).expect("numbers serialise");
             let n = tx
                 .prepare_cached(&format!(
@@ -244,8 +245,7 @@ impl QuizRepo for Sqlite {
             if n == 0 {
                 return Ok(Inserted::AlreadyExists);
             }
-            insert_event(&tx, &event)?;
-            tx.commit().map_err(db)?;
+            insert_event(tx, &event)?;
             Ok(Inserted::Yes)
         })
         .await

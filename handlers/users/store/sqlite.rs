@@ -10,18 +10,19 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 fn load(conn: &Connection, user: &str) -> Result<Option<Profile>, StoreError> {
     let row = conn
-        .query_row(
+        .prepare_cached(
             "SELECT user_id, display_name, registered_at FROM users_profiles WHERE user_id = ?1",
-            [user],
-            |r| {
+        )
+        .and_then(|mut st| {
+            st.query_row([user], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, String>(1)?,
                     r.get::<_, String>(2)?,
                 ))
-            },
-        )
-        .optional()
+            })
+            .optional()
+        })
         .map_err(db)?;
     row.map(|(id, name, at)| {
         Ok(Profile {
@@ -41,23 +42,22 @@ impl UsersRepo for Sqlite {
         event: &NewEvent,
     ) -> Result<Registration, StoreError> {
         let (profile, event) = (profile.clone(), event.clone());
-        self.write(move |conn| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db)?;
+        // Sign-ups come in waves too: committed in groups (`write_grouped`).
+        self.write_grouped(move |tx| {
             let inserted = tx
-                .execute(
+                .prepare_cached(
                     "INSERT INTO users_profiles (user_id, display_name, registered_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-                    params![profile.user_id.as_str(), profile.display_name.as_str(), ts(profile.registered_at)],
                 )
+                .and_then(|mut st| st.execute(params![profile.user_id.as_str(), profile.display_name.as_str(), ts(profile.registered_at)]))
                 .map_err(db)?;
             let outcome = if inserted == 1 {
-                insert_event(&tx, &event)?;
+                insert_event(tx, &event)?;
                 Registration::Created(profile)
             } else {
-                let existing = load(&tx, profile.user_id.as_str())?
+                let existing = load(tx, profile.user_id.as_str())?
                     .ok_or_else(|| StoreError::Corrupt("profile vanished inside a transaction".into()))?;
                 Registration::Existing(existing)
             };
-            tx.commit().map_err(db)?;
             Ok(outcome)
         })
         .await
@@ -65,6 +65,7 @@ impl UsersRepo for Sqlite {
 
     async fn profile(&self, user: &UserId) -> Result<Option<Profile>, StoreError> {
         let user = user.clone();
-        self.read(move |conn| load(conn, user.as_str())).await
+        // One row by primary key: on the calling thread (`read_point`).
+        self.read_point(move |conn| load(conn, user.as_str())).await
     }
 }

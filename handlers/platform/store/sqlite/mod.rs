@@ -10,6 +10,7 @@
 //! other processes (e.g. `qotd generate` beside a running `qotd local`).
 
 mod events;
+mod group;
 mod migrate;
 
 pub use migrate::{MIGRATIONS, current_version};
@@ -29,7 +30,11 @@ pub struct Sqlite {
     path: Arc<Path>,
     /// Which file `path` named when it was opened (see [`FileId`]).
     file: FileId,
+    /// When reads last confirmed `file` (see [`Sqlite::check_for_read`]).
+    read_checked: Arc<ReadCheck>,
     writer: Arc<Mutex<Connection>>,
+    /// Small independent writes committed together (see `group.rs`).
+    group: Arc<group::GroupCommit>,
     readers: r2d2::Pool<SqliteConnectionManager>,
 }
 
@@ -57,11 +62,22 @@ impl Sqlite {
         let readers = r2d2::Pool::builder()
             .max_size(4)
             .min_idle(Some(0))
+            // r2d2's default runs a statement on every checkout to see if the connection is
+            // alive; a local file connection does not go stale, and that check was a third of
+            // a point read's cost (profiled).
+            .test_on_check_out(false)
             .build_unchecked(manager);
+        let read_checked = Arc::<ReadCheck>::default();
         Ok(Self {
             path: Arc::from(path),
             file,
+            read_checked: read_checked.clone(),
             writer: Arc::new(Mutex::new(writer)),
+            group: Arc::new(group::GroupCommit::new({
+                // Each group checks the file, as every exclusive write does.
+                let (path, read_checked): (Arc<Path>, _) = (Arc::from(path), read_checked.clone());
+                move || file.check(&path).inspect_err(|_| read_checked.forget())
+            })),
             readers,
         })
     }
@@ -77,16 +93,31 @@ impl Sqlite {
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let writer = self.writer.clone();
-        let (path, file) = (self.path.clone(), self.file);
+        let (path, file, read_checked) = (self.path.clone(), self.file, self.read_checked.clone());
         tokio::task::spawn_blocking(move || {
             let mut conn = writer
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            file.check(&path)?;
+            if let Err(e) = file.check(&path) {
+                // From now on reads check again too, until the file is back.
+                read_checked.forget();
+                return Err(e);
+            }
             f(&mut conn)
         })
         .await
         .map_err(|e| StoreError::Unavailable(format!("database task failed: {e}")))?
+    }
+
+    /// Runs `f` inside a savepoint of a transaction shared with other writes queued at the
+    /// same time (group commit, see `group.rs`); returns once that transaction has committed.
+    /// For small independent writes on hot paths; `f` must not begin or commit transactions.
+    pub async fn write_grouped<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.group.write(&self.writer, f).await
     }
 
     /// Runs `f` with a pooled read-only connection on a blocking thread.
@@ -95,10 +126,9 @@ impl Sqlite {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        self.check_for_read()?;
         let pool = self.readers.clone();
-        let (path, file) = (self.path.clone(), self.file);
         tokio::task::spawn_blocking(move || {
-            file.check(&path)?;
             let conn = pool
                 .get()
                 .map_err(|e| StoreError::Unavailable(format!("no database connection: {e}")))?;
@@ -106,6 +136,80 @@ impl Sqlite {
         })
         .await
         .map_err(|e| StoreError::Unavailable(format!("database task failed: {e}")))?
+    }
+
+    /// Runs a point read (one row found through a primary key or unique index) on the calling
+    /// thread when a pooled connection is idle, else like [`Sqlite::read`]. Such a read costs a
+    /// few microseconds from SQLite's page cache; handing it to a blocking thread and waking
+    /// the task again cost more than that (about 15 µs per read, profiled with `perf` on the
+    /// `GET /api/leaderboard/me` path, see BENCHMARKS.md). A page not yet cached costs one disk
+    /// read on the async worker. Never for scans or anything whose cost grows with the data.
+    pub async fn read_point<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        // `try_get` never waits: with every connection busy, wait on a blocking thread instead.
+        match self.readers.try_get() {
+            Some(conn) => {
+                self.check_for_read()?;
+                f(&conn)
+            }
+            None => self.read(f).await,
+        }
+    }
+}
+
+/// Reads check the file identity at most once per [`READ_CHECK_INTERVAL`]; writes and health
+/// pings every time. A read a few milliseconds after the file vanished answers from the old
+/// file, which is harmless (nothing is acknowledged); a write must never be acknowledged into a
+/// file that no longer has a name, and once a write has found the file gone, reads check every
+/// time again until one succeeds. The `stat` was 5 % of a point read's cost (profiled).
+const READ_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// When reads last confirmed the file: microseconds since `epoch`, 0 for never.
+struct ReadCheck {
+    epoch: std::time::Instant,
+    last_ok_us: std::sync::atomic::AtomicU64,
+}
+
+impl Default for ReadCheck {
+    fn default() -> Self {
+        Self {
+            epoch: std::time::Instant::now(),
+            last_ok_us: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+}
+
+impl ReadCheck {
+    fn forget(&self) {
+        self.last_ok_us
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Sqlite {
+    /// `FileId::check` for a read, skipped when one passed within `READ_CHECK_INTERVAL`.
+    fn check_for_read(&self) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = self.read_checked.epoch.elapsed().as_micros() as u64 + 1;
+        let last = self.read_checked.last_ok_us.load(Relaxed);
+        if last != 0 && now.saturating_sub(last) < READ_CHECK_INTERVAL.as_micros() as u64 {
+            return Ok(());
+        }
+        if let Err(e) = self.file.check(&self.path) {
+            self.read_checked.forget();
+            return Err(e);
+        }
+        self.read_checked.last_ok_us.store(now, Relaxed);
+        Ok(())
+    }
+
+    /// Whether the path still names the opened file, checked now (for health pings).
+    pub fn check_file(&self) -> Result<(), StoreError> {
+        self.read_checked.forget();
+        self.check_for_read()
     }
 }
 
@@ -199,15 +303,17 @@ pub fn record_inbox(
 
 /// Writes an outbox row inside the caller's transaction (the outbox invariant).
 pub fn insert_event(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     ev: &crate::platform::events::NewEvent,
 ) -> Result<(), StoreError> {
     let now = ts(ev.created_at);
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO platform_outbox (event_id, topic, event_type, subject, correlation_id, payload, created_at, available_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-        rusqlite::params![ev.id, ev.topic, ev.cloud_type, ev.subject, ev.correlation_id, ev.payload, now],
     )
+    .and_then(|mut st| {
+        st.execute(rusqlite::params![ev.id, ev.topic, ev.cloud_type, ev.subject, ev.correlation_id, ev.payload, now])
+    })
     .map_err(db)?;
     Ok(())
 }
