@@ -486,6 +486,7 @@ async fn run_handler(
         app.clone()
             .run_metrics(app.settings.metrics_interval, shutdown.clone()),
     );
+    app.warm_up_http();
     let mut stop = shutdown.clone();
     let limits = app.settings.http.clone();
     server::serve_with(

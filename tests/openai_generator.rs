@@ -62,7 +62,7 @@ fn generator(s: OpenAiSettings, credential: Option<Arc<dyn TokenCredential>>) ->
         s,
         reqwest::Client::new(),
         credential,
-        Arc::new(BankGenerator::new(Bank::embedded())),
+        Arc::new(BankGenerator::embedded()),
     )
     .unwrap()
 }
@@ -127,7 +127,7 @@ async fn generate(g: &OpenAiGenerator, recent: &RecentQuestions) -> (Generated, 
 }
 
 async fn bank_quiz(recent: &RecentQuestions) -> Generated {
-    BankGenerator::new(Bank::embedded())
+    BankGenerator::embedded()
         .generate(day(), recent)
         .await
         .unwrap()

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use qotd::kernel::QuizDay;
 use qotd::platform::clock::SystemClock;
 use qotd::platform::store::{self, DatabaseUrl};
-use qotd::quiz::bank::{Bank, BankGenerator};
+use qotd::quiz::bank::BankGenerator;
 use qotd::quiz::{Generated, Generation, QuizGenerator, QuizService, RecentQuestions};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -34,7 +34,7 @@ async fn concurrent_requests_for_a_missing_quiz_generate_it_once() {
         .unwrap();
     let generator = Arc::new(SlowCounting {
         calls: AtomicUsize::new(0),
-        inner: BankGenerator::new(Bank::embedded()),
+        inner: BankGenerator::embedded(),
     });
     let service = Arc::new(QuizService::new(
         qotd::quiz::store::repo(&stores),

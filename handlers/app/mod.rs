@@ -26,11 +26,12 @@ use crate::platform::functions::protocol::InvocationResponse;
 use crate::platform::http::Problem;
 use crate::platform::http::cors::CorsPolicy;
 use crate::platform::http::static_site::StaticSite;
+use crate::platform::http_client::LazyClient;
 use crate::platform::outbox::{Dispatcher, EventPublisher};
 use crate::platform::retry::RetryPolicy;
 use crate::platform::servicebus::ServiceBusPublisher;
 use crate::platform::store::{self, Database, EventStore};
-use crate::quiz::bank::{Bank, BankGenerator};
+use crate::quiz::bank::BankGenerator;
 use crate::quiz::openai::OpenAiGenerator;
 use crate::quiz::{self, QuizGenerator, QuizService};
 use crate::users::{self, Users};
@@ -69,7 +70,7 @@ pub struct App {
     publisher: Arc<dyn EventPublisher>,
     bus: Arc<LocalBus>,
     verifier: OnceLock<OidcVerifier>,
-    http: reqwest::Client,
+    http: LazyClient,
     /// The handler's own base URL, known once it is bound (`http://127.0.0.1:<port>`).
     self_url: OnceLock<String>,
 }
@@ -99,6 +100,17 @@ impl App {
         Self::build_with(settings, Arc::new(SystemClock), Connect::Background).await
     }
 
+    /// Builds the outbound HTTP client in the background, shortly after the server started
+    /// listening: the readiness probe is answered first, and the first outbound call
+    /// (a JWKS fetch, an event delivery) rarely has to wait for the TLS roots.
+    pub fn warm_up_http(&self) {
+        let http = self.http.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            http.warm_up();
+        });
+    }
+
     /// Wires every component on the system clock with the database connected before it
     /// returns (CLI commands that need the database for one job).
     pub async fn build_connected(settings: Settings) -> anyhow::Result<Arc<Self>> {
@@ -114,9 +126,9 @@ impl App {
         connect: Connect,
     ) -> anyhow::Result<Arc<Self>> {
         let functions = FunctionApp::embedded()?;
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(64)
-            .build()?;
+        // Built on first use (or by `warm_up` once the server listens): loading the TLS
+        // trust roots was the largest piece of start-up (`platform/http_client.rs`).
+        let http = LazyClient::new(|| reqwest::Client::builder().pool_max_idle_per_host(64));
         let bus = Arc::new(LocalBus::new(
             functions.clone(),
             http.clone(),
@@ -129,7 +141,7 @@ impl App {
             }
             None => bus.clone(),
         };
-        let bank: Arc<dyn QuizGenerator> = Arc::new(BankGenerator::new(Bank::embedded()));
+        let bank: Arc<dyn QuizGenerator> = Arc::new(BankGenerator::embedded());
         let generator: Arc<dyn QuizGenerator> = match &settings.openai {
             Some(ai) => {
                 let credential = if ai.uses_entra() {

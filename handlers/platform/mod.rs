@@ -8,6 +8,7 @@ pub mod config;
 pub mod events;
 pub mod functions;
 pub mod http;
+pub mod http_client;
 pub mod identity;
 pub mod memo;
 pub mod outbox;

@@ -37,6 +37,7 @@
 
 use super::{AuthError, Principal};
 use crate::kernel::UserId;
+use crate::platform::http_client::LazyClient;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use serde::Deserialize;
@@ -169,7 +170,7 @@ pub fn cache_lifetime(cache_control: Option<&str>) -> Duration {
 /// Verifies bearer tokens against one OIDC issuer.
 pub struct OidcVerifier {
     settings: OidcSettings,
-    http: reqwest::Client,
+    http: LazyClient,
     keys: RwLock<Option<KeySet>>,
     refresh: tokio::sync::Mutex<()>,
     /// SHA-256 of a verified token → (caller, exp, key-set generation). Keyed by digest, not
@@ -201,10 +202,10 @@ fn token_digest(token: &str) -> [u8; 32] {
 }
 
 impl OidcVerifier {
-    pub fn new(settings: OidcSettings, http: reqwest::Client) -> Self {
+    pub fn new(settings: OidcSettings, http: impl Into<LazyClient>) -> Self {
         Self {
             settings,
-            http,
+            http: http.into(),
             keys: RwLock::new(None),
             refresh: tokio::sync::Mutex::new(()),
             verified: RwLock::new(HashMap::new()),
@@ -476,9 +477,12 @@ impl OidcVerifier {
         };
         check_issuer_url(&self.settings.metadata_url)
             .map_err(|e| unavailable("OIDC metadata URL refused", &e))?;
+        let http = self
+            .http
+            .get()
+            .map_err(|e| unavailable("cannot fetch OIDC metadata", &e))?;
         let get = |url: String| async move {
-            self.http
-                .get(&url)
+            http.get(&url)
                 .timeout(Duration::from_secs(5))
                 .send()
                 .await

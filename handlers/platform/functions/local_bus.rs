@@ -13,6 +13,7 @@
 
 use super::manifest::{FunctionApp, Trigger};
 use crate::platform::clock::Clock;
+use crate::platform::http_client::LazyClient;
 use crate::platform::outbox::{EventPublisher, PublishError};
 use crate::platform::retry::RetryPolicy;
 use crate::platform::store::PendingEvent;
@@ -47,7 +48,7 @@ pub trait DeadLetterSink: Send + Sync {
 /// Delivers outbox events to subscribed functions over the invocation protocol.
 pub struct LocalBus {
     functions: FunctionApp,
-    http: reqwest::Client,
+    http: LazyClient,
     dead_letters: OnceLock<Arc<dyn DeadLetterSink>>,
     redelivery: RetryPolicy,
     clock: Arc<dyn Clock>,
@@ -56,10 +57,10 @@ pub struct LocalBus {
 }
 
 impl LocalBus {
-    pub fn new(functions: FunctionApp, http: reqwest::Client, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(functions: FunctionApp, http: impl Into<LazyClient>, clock: Arc<dyn Clock>) -> Self {
         Self {
             functions,
-            http,
+            http: http.into(),
             dead_letters: OnceLock::new(),
             redelivery: REDELIVERY,
             clock,
@@ -98,6 +99,7 @@ impl LocalBus {
     ) -> Result<(), PublishError> {
         let (function, subscription) = (sub.function.as_str(), sub.subscription.as_str());
         let url = format!("{base}/{function}");
+        let http = self.http.get().map_err(PublishError::Transient)?;
         for delivery in 1..=MAX_DELIVERIES {
             let now = self.clock.now();
             let body = if sub.many {
@@ -105,8 +107,7 @@ impl LocalBus {
             } else {
                 invocation_body(function, &sub.binding, &evs[0], delivery, now)
             };
-            let sent = self
-                .http
+            let sent = http
                 .post(&url)
                 .header(
                     "X-Azure-Functions-InvocationId",

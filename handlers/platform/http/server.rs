@@ -632,8 +632,28 @@ impl AsyncWrite for ProblemIo {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 
+    /// Vectored, so hyper writes a response's head and body with one `writev` instead of
+    /// copying the body into its head buffer first (5 % of `GET /api/quizzes/today`, profiled).
+    /// hyper's own error answers are a head alone in the first slice: they still go through
+    /// `poll_write`, which rewrites them.
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let first = bufs
+            .iter()
+            .find(|b| !b.is_empty())
+            .map_or(&[][..], |b| &**b);
+        if self.pending.is_some() || (bufs.len() == 1 && rewrite_error_answer(first).is_some()) {
+            return self.poll_write(cx, first);
+        }
+        self.activity.touch();
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
     fn is_write_vectored(&self) -> bool {
-        false
+        true
     }
 }
 

@@ -6,6 +6,7 @@
 use super::message::{Outgoing, alone, plan};
 use super::sas::{SasSigner, encode_path};
 use super::settings::{ServiceBusAuth, ServiceBusSettings};
+use crate::platform::http_client::LazyClient;
 use crate::platform::outbox::{EventPublisher, PublishError, Rejection};
 use crate::platform::retry::{self, GiveUp, RetryPolicy};
 use crate::platform::store::PendingEvent;
@@ -68,7 +69,7 @@ enum Authorizer {
 pub struct ServiceBusPublisher {
     namespace: String,
     endpoint: String,
-    http: reqwest::Client,
+    http: LazyClient,
     auth: Authorizer,
     policy: RetryPolicy,
     request_timeout: Duration,
@@ -96,14 +97,14 @@ impl fmt::Debug for ServiceBusPublisher {
 impl ServiceBusPublisher {
     /// The publisher the settings describe. Identity settings build their credential with the
     /// shared factory (this fails early, e.g. workload identity without its environment).
-    pub fn new(settings: &ServiceBusSettings, http: reqwest::Client) -> anyhow::Result<Self> {
+    pub fn new(settings: &ServiceBusSettings, http: impl Into<LazyClient>) -> anyhow::Result<Self> {
         let auth = match &settings.auth {
             ServiceBusAuth::Identity(kind) => Authorizer::Token(kind.build()?),
             ServiceBusAuth::SharedAccessKey { key_name, key } => {
                 Authorizer::Sas(SasSigner::new(key_name, key))
             }
         };
-        Ok(Self::from_parts(settings, http, auth))
+        Ok(Self::from_parts(settings, http.into(), auth))
     }
 
     /// Like [`new`](Self::new), but identity settings use `credential` (a credential shared with
@@ -111,7 +112,7 @@ impl ServiceBusPublisher {
     /// ignore it.
     pub fn with_credential(
         settings: &ServiceBusSettings,
-        http: reqwest::Client,
+        http: impl Into<LazyClient>,
         credential: Arc<dyn TokenCredential>,
     ) -> Self {
         let auth = match &settings.auth {
@@ -120,10 +121,10 @@ impl ServiceBusPublisher {
                 Authorizer::Sas(SasSigner::new(key_name, key))
             }
         };
-        Self::from_parts(settings, http, auth)
+        Self::from_parts(settings, http.into(), auth)
     }
 
-    fn from_parts(settings: &ServiceBusSettings, http: reqwest::Client, auth: Authorizer) -> Self {
+    fn from_parts(settings: &ServiceBusSettings, http: LazyClient, auth: Authorizer) -> Self {
         Self {
             namespace: settings.namespace.clone(),
             endpoint: settings.endpoint.clone(),
@@ -171,6 +172,7 @@ impl ServiceBusPublisher {
     /// Sends one request (one message or one batch), retrying transient failures.
     async fn send(&self, topic: &str, request: &Outgoing) -> Result<(), SendFailure> {
         let url = format!("{}/{}/messages", self.endpoint, encode_path(topic));
+        let http = self.http.get().map_err(PublishError::Transient)?;
         let started = Instant::now();
         let mut last_failure = String::new();
         // The last wait the broker asked for: carried into the outbox when it outlasts us.
@@ -179,8 +181,7 @@ impl ServiceBusPublisher {
             let Some(remaining) = self.policy.total_budget.checked_sub(started.elapsed()) else {
                 break;
             };
-            let mut builder = self
-                .http
+            let mut builder = http
                 .post(&url)
                 .timeout(self.request_timeout.min(remaining))
                 .header(reqwest::header::CONTENT_TYPE, request.content_type)

@@ -13,6 +13,7 @@ use super::settings::{
     API_KEY, ApiKey, KeyHeader, OpenAiSettings, Reasoning, config_err, is_reasoning_model_name,
 };
 use crate::platform::config::ConfigError;
+use crate::platform::http_client::LazyClient;
 use crate::platform::retry::{self, GiveUp, RetryPolicy};
 use azure_core::credentials::TokenCredential;
 use serde_json::Value;
@@ -105,7 +106,7 @@ impl CallBudget {
 /// Calls one chat completions endpoint.
 pub(super) struct ChatClient {
     url: String,
-    http: reqwest::Client,
+    http: LazyClient,
     auth: Auth,
     request_timeout: Duration,
     /// The settings' retry numbers with the generation's budget as `total_budget`.
@@ -123,7 +124,7 @@ impl ChatClient {
     /// `credential` is used only when `settings.api_key` is `None`, and is then required.
     pub(super) fn new(
         settings: &OpenAiSettings,
-        http: reqwest::Client,
+        http: LazyClient,
         credential: Option<Arc<dyn TokenCredential>>,
     ) -> Result<Self, ConfigError> {
         let url = settings.chat_url()?;
@@ -235,7 +236,11 @@ impl ChatClient {
         // budget is spent.
         let budget_bound = remaining < self.request_timeout;
         let body = request::for_model(body, self.reasoning(), self.token_cap);
-        let mut request = self.http.post(&self.url).timeout(timeout).json(&body);
+        let http = match self.http.get() {
+            Ok(http) => http,
+            Err(e) => return Attempt::Done(Err(CallError::Unavailable(e))),
+        };
+        let mut request = http.post(&self.url).timeout(timeout).json(&body);
         request = match &self.auth {
             Auth::Key(key, KeyHeader::ApiKey) => request.header("api-key", key.expose()),
             Auth::Key(key, KeyHeader::Bearer) => request.bearer_auth(key.expose()),

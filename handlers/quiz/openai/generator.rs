@@ -56,7 +56,6 @@ pub struct OpenAiGenerator {
     settings: OpenAiSettings,
     client: ChatClient,
     fallback: Arc<dyn QuizGenerator>,
-    bank: &'static Bank,
 }
 
 impl OpenAiGenerator {
@@ -65,16 +64,15 @@ impl OpenAiGenerator {
     /// questions are replaced from the embedded bank.
     pub fn new(
         settings: OpenAiSettings,
-        http: reqwest::Client,
+        http: impl Into<crate::platform::http_client::LazyClient>,
         credential: Option<Arc<dyn TokenCredential>>,
         fallback: Arc<dyn QuizGenerator>,
     ) -> Result<Self, ConfigError> {
-        let client = ChatClient::new(&settings, http, credential)?;
+        let client = ChatClient::new(&settings, http.into(), credential)?;
         Ok(Self {
             settings,
             client,
             fallback,
-            bank: Bank::embedded(),
         })
     }
 
@@ -357,10 +355,14 @@ impl OpenAiGenerator {
                         texts: &taken_texts,
                     };
                     let slot = run.plan[i];
-                    let Some(b) =
-                        self.bank
-                            .replacement(run.day, i, slot.category, slot.difficulty, &avoid)
-                    else {
+                    // The embedded bank, parsed on first use (not at start-up).
+                    let Some(b) = Bank::embedded().replacement(
+                        run.day,
+                        i,
+                        slot.category,
+                        slot.difficulty,
+                        &avoid,
+                    ) else {
                         return Err(format!(
                             "question {} failed ({reasons}) and the bank has no unused question to replace it",
                             i + 1
@@ -484,7 +486,7 @@ mod tests {
             s,
             reqwest::Client::new(),
             None,
-            Arc::new(BankGenerator::new(Bank::embedded())),
+            Arc::new(BankGenerator::embedded()),
         )
         .unwrap();
         assert!(!format!("{generator:?}").contains("sk-THIS-IS-SECRET"));
@@ -499,7 +501,7 @@ mod tests {
             s,
             reqwest::Client::new(),
             None,
-            Arc::new(BankGenerator::new(Bank::embedded())),
+            Arc::new(BankGenerator::embedded()),
         )
         .unwrap_err();
         assert_eq!(e.variable, API_KEY);
