@@ -37,7 +37,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 const SERVE_ENV: &str = "QOTD_RUSH_SERVE";
-const ATTEMPTS_CONSUMER: &str = "leaderboard.quiz-attempt-evaluated";
+use qotd::leaderboard::consumers::ATTEMPT_EVALUATED as ATTEMPTS_CONSUMER;
 
 struct Args {
     players: f64,

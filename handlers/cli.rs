@@ -277,7 +277,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
 async fn ops_app(data_dir: &std::path::Path) -> anyhow::Result<Arc<App>> {
     let settings = local_settings(data_dir)?;
     telemetry::init(settings.log_json);
-    App::build(settings).await
+    // A one-shot command needs the database now (SQL Server connects in the background for
+    // `serve` only).
+    App::build_connected(settings).await
 }
 
 async fn outbox_command(command: OutboxCommand) -> anyhow::Result<()> {
@@ -553,9 +555,8 @@ async fn local(addr: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
     let host = Arc::new(LocalHost::new(
         functions,
         handler_url.clone(),
-        reqwest::Client::new(),
         app.clock.clone(),
-    ));
+    )?);
     if app.settings.local_timers {
         host.start_timers(shutdown.clone())?;
     }

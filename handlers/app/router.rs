@@ -265,16 +265,15 @@ impl Handler for App {
     /// Function routes take API bodies (64 KiB); `POST /{FunctionName}` invocations, sent by
     /// the host on loopback, up to the server's 4 MiB.
     fn body_limit(&self, method: &Method, path: &str) -> usize {
-        match self.functions.route(method, path) {
-            RouteMatch::NotFound if *method == Method::POST => {
-                let name = path.trim_start_matches('/');
-                if self.functions.get(name).is_some() {
-                    crate::platform::http::server::MAX_BODY
-                } else {
-                    MAX_API_BODY
-                }
-            }
-            _ => MAX_API_BODY,
+        // Runs on every request: the route table is consulted only for a POST that names a
+        // function (`route` matches the request again anyway).
+        let invocation = *method == Method::POST
+            && self.functions.get(path.trim_start_matches('/')).is_some()
+            && matches!(self.functions.route(method, path), RouteMatch::NotFound);
+        if invocation {
+            crate::platform::http::server::MAX_BODY
+        } else {
+            MAX_API_BODY
         }
     }
 

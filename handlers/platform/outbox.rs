@@ -122,11 +122,6 @@ impl Dispatcher {
         self
     }
 
-    /// The lease owner id this dispatcher claims rows under.
-    pub fn owner(&self) -> &str {
-        &self.owner
-    }
-
     /// Asks the background loop to run now (called after a commit that wrote events).
     pub fn nudge(&self) {
         self.nudge.notify_one();

@@ -23,7 +23,9 @@ fn players_above(conn: &Connection, key: &str, score: u32) -> Result<u64, StoreE
         .map_err(db)
 }
 
-fn bump_histogram(tx: &Connection, key: &str, score: u32, delta: i64) -> Result<(), StoreError> {
+/// Adds `delta` players to a histogram bucket (one event's move, or a batch's summed moves); a
+/// bucket that empties is deleted (the table keeps only non-empty buckets: `CHECK (players > 0)`).
+fn add_to_histogram(tx: &Connection, key: &str, score: u32, delta: i64) -> Result<(), StoreError> {
     if delta > 0 {
         tx.prepare_cached(
             "INSERT INTO leaderboard_histogram (period_key, score, players) VALUES (?1, ?2, ?3)
@@ -32,27 +34,7 @@ fn bump_histogram(tx: &Connection, key: &str, score: u32, delta: i64) -> Result<
         .map_err(db)?
         .execute(params![key, score, delta])
         .map_err(db)?;
-    } else {
-        tx.prepare_cached("UPDATE leaderboard_histogram SET players = players + ?3 WHERE period_key = ?1 AND score = ?2 AND players > 1")
-            .map_err(db)?
-            .execute(params![key, score, delta])
-            .and_then(|n| {
-                if n == 0 {
-                    tx.execute("DELETE FROM leaderboard_histogram WHERE period_key = ?1 AND score = ?2", params![key, score])
-                } else {
-                    Ok(n)
-                }
-            })
-            .map_err(db)?;
-    }
-    Ok(())
-}
-
-/// Adds `delta` players to a histogram bucket (a batch's summed moves); a bucket that empties
-/// is deleted (the table keeps only non-empty buckets: `CHECK (players > 0)`).
-fn add_to_histogram(tx: &Connection, key: &str, score: u32, delta: i64) -> Result<(), StoreError> {
-    if delta > 0 {
-        return bump_histogram(tx, key, score, delta);
+        return Ok(());
     }
     let n = tx
         .prepare_cached("UPDATE leaderboard_histogram SET players = players + ?3 WHERE period_key = ?1 AND score = ?2 AND players > -?3")
@@ -88,9 +70,9 @@ fn write_score(
         return Ok(());
     }
     if let Some(old) = w.previous {
-        bump_histogram(tx, &w.period_key, old, -1)?;
+        add_to_histogram(tx, &w.period_key, old, -1)?;
     }
-    bump_histogram(tx, &w.period_key, w.score, 1)
+    add_to_histogram(tx, &w.period_key, w.score, 1)
 }
 
 fn board_score(tx: &Connection, key: &str, user: &str) -> Result<Option<(u32, u32)>, StoreError> {

@@ -15,7 +15,8 @@
 //! on (the caller decides that).
 
 use super::dev_issuer::{AUDIENCE, BASE_PATH, DevIssuer, ISSUER};
-use crate::platform::http::{ApiRequest, ApiResponse, json_response, percent_encode};
+use crate::platform::http::{ApiRequest, ApiResponse, json_response};
+use crate::platform::servicebus::url_encode;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
@@ -297,8 +298,8 @@ impl DevLogin {
         let location = format!(
             "{}{sep}code={}&state={}",
             params.redirect_uri,
-            percent_encode(&code),
-            percent_encode(&params.state)
+            url_encode(&code),
+            url_encode(&params.state)
         );
         let mut res = text(
             StatusCode::FOUND,

@@ -17,7 +17,7 @@ use super::local_bus::HOST_VERSION;
 use super::manifest::{FunctionApp, RouteMatch, Trigger};
 use crate::platform::auth::dev_issuer;
 use crate::platform::clock::Clock;
-use crate::platform::http::server::{Handler, has_dot_segment};
+use crate::platform::http::server::Handler;
 use crate::platform::http::{ApiRequest, ApiResponse, Problem, json_response};
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -82,20 +82,18 @@ impl LocalHost {
     pub fn new(
         functions: FunctionApp,
         handler_url: String,
-        http: reqwest::Client,
         clock: Arc<dyn Clock>,
-    ) -> Self {
+    ) -> anyhow::Result<Self> {
         // The host hands responses back as they are: a redirect is the browser's to follow.
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or(http);
-        Self {
+            .build()?;
+        Ok(Self {
             functions,
             handler_url,
             http,
             clock,
-        }
+        })
     }
 
     /// Starts one task per timer function; each fires its schedule until `shutdown`.
@@ -231,11 +229,12 @@ impl Handler for LocalHost {
     async fn handle(&self, req: ApiRequest) -> ApiResponse {
         // Whether a function routes the site root at all (for any method): then `/` is that
         // function's, with its 405 + Allow for other methods.
-        let root_is_routed = !matches!(
-            self.functions.route(&http::Method::GET, "/"),
-            RouteMatch::NotFound
-        );
-        if req.path == "/" && !root_is_routed {
+        if req.path == "/"
+            && matches!(
+                self.functions.route(&http::Method::GET, "/"),
+                RouteMatch::NotFound
+            )
+        {
             let names: Vec<&str> = self
                 .functions
                 .functions
@@ -247,10 +246,7 @@ impl Handler for LocalHost {
                 &json!({ "host": "qotd local", "functions": names }),
             );
         }
-        if has_dot_segment(&req.path) {
-            return Problem::bad_request("request path must not contain '.' or '..' segments")
-                .into_response();
-        }
+        // Dot segments never get here: the server refuses them before any handler runs.
         let routed = dev_issuer::is_endpoint(&req.method, &req.path)
             || match self.functions.route(&req.method, &req.path) {
                 RouteMatch::Found { .. } => true,

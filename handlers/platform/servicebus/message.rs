@@ -35,7 +35,7 @@ pub(super) fn plan(events: &[PendingEvent]) -> Vec<Outgoing> {
             0 => {}
             1 => requests.push(Outgoing {
                 members,
-                ..single(group[0].0)
+                ..alone(group[0].0)
             }),
             _ => {
                 let body = format!(
@@ -103,7 +103,8 @@ fn quoted(value: &str) -> String {
     format!("\"{}\"", value.replace(['"', '\\'], ""))
 }
 
-fn single(ev: &PendingEvent) -> Outgoing {
+/// The request that sends `ev` alone (also after its batch was refused).
+pub(super) fn alone(ev: &PendingEvent) -> Outgoing {
     let tp = quoted(&traceparent(ev.correlation_id.as_deref(), &ev.event_id));
     let mut headers = vec![("BrokerProperties", ascii_json(&broker_properties(ev)))];
     headers.extend(TRACE_PROPERTIES.iter().map(|name| (*name, tp.clone())));
@@ -113,11 +114,6 @@ fn single(ev: &PendingEvent) -> Outgoing {
         body: bytes::Bytes::from(ev.payload.clone()),
         members: 0..1,
     }
-}
-
-/// The request that sends `ev` alone (after its batch was refused).
-pub(super) fn alone(ev: &PendingEvent) -> Outgoing {
-    single(ev)
 }
 
 /// JSON with every non-ASCII character escaped, so it is a valid header value.

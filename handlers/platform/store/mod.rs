@@ -14,7 +14,7 @@ use std::time::Duration;
 
 /// Why a storage call failed. Callers treat every variant as "not done": nothing was written.
 /// Only `Unavailable` is worth retrying; the others are bugs or bad data that a retry repeats.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// Transient: the database could not be reached, timed out, deadlocked or throttled;
     /// retrying later may succeed (HTTP 503 + `Retry-After`; consumers fail for redelivery).

@@ -179,14 +179,14 @@ pub(super) fn presented_choices(q: &Question, day: QuizDay, position: usize) -> 
 }
 
 /// A chat completions body: the system and user messages, the strict schema as
-/// `response_format`, and `model` when the endpoint speaks the v1 style.
+/// `response_format`, and `model` when the endpoint speaks the v1 style. The output budget is
+/// set per model when it is sent (`for_model`).
 fn chat_body(
     settings: &OpenAiSettings,
     system: &str,
     user: String,
     schema_name: &str,
     schema: Value,
-    max_tokens: u32,
     temperature: f64,
 ) -> Value {
     let mut body = json!({
@@ -198,7 +198,6 @@ fn chat_body(
             "type": "json_schema",
             "json_schema": { "name": schema_name, "strict": true, "schema": schema }
         },
-        "max_completion_tokens": max_tokens,
         "temperature": temperature
     });
     if settings.api_style == ApiStyle::V1 {
@@ -225,7 +224,6 @@ pub(super) fn draft_body(
         user,
         DRAFT_SCHEMA,
         draft_schema(plan),
-        DRAFT_MAX_TOKENS,
         WRITER_TEMPERATURE,
     )
 }
@@ -258,7 +256,6 @@ pub(super) fn regenerate_body(
         user,
         REGENERATE_SCHEMA,
         regenerate_schema(slot),
-        REGENERATE_MAX_TOKENS,
         WRITER_TEMPERATURE,
     )
 }
@@ -273,7 +270,6 @@ pub(super) fn verify_body(settings: &OpenAiSettings, text: &str, presented: &[St
         user,
         VERIFY_SCHEMA,
         verify_schema(presented),
-        VERIFY_MAX_TOKENS,
         CHECKER_TEMPERATURE,
     )
 }

@@ -103,15 +103,7 @@ fn load_quiz(conn: &Connection, day: QuizDay) -> Result<Option<Quiz>, StoreError
 fn attempt_from_row(
     r: &rusqlite::Row<'_>,
 ) -> rusqlite::Result<(String, String, String, u32, u32, u32, String)> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-    ))
+    r.try_into()
 }
 
 fn to_attempt(row: (String, String, String, u32, u32, u32, String)) -> Result<Attempt, StoreError> {
@@ -253,13 +245,15 @@ impl QuizRepo for Sqlite {
 
     async fn attempt(&self, user: &UserId, day: QuizDay) -> Result<Option<Attempt>, StoreError> {
         let user = user.clone();
-        self.read(move |conn| {
-            conn.query_row(
-                &format!("SELECT {ATTEMPT_COLUMNS} FROM quiz_attempts WHERE user_id = ?1 AND quiz_date = ?2"),
-                params![user.as_str(), day.to_string()],
-                attempt_from_row,
-            )
-            .optional()
+        // One row by primary key: on the calling thread (`read_point`).
+        self.read_point(move |conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {ATTEMPT_COLUMNS} FROM quiz_attempts WHERE user_id = ?1 AND quiz_date = ?2"
+            ))
+            .and_then(|mut st| {
+                st.query_row(params![user.as_str(), day.to_string()], attempt_from_row)
+                    .optional()
+            })
             .map_err(db)?
             .map(to_attempt)
             .transpose()

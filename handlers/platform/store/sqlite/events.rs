@@ -272,14 +272,7 @@ impl EventStore for Sqlite {
 type PoisonRow = (i64, String, Option<String>, String, String, String);
 
 fn poison_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PoisonRow> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-    ))
+    r.try_into()
 }
 
 fn poison_of(

@@ -19,7 +19,6 @@
 use super::db;
 use crate::platform::store::StoreError;
 use rusqlite::Connection;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::oneshot;
 
@@ -51,10 +50,13 @@ where
         };
         let result = match conn.savepoint() {
             Err(e) => Err(db(e)),
-            Ok(sp) => match work(&sp) {
+            // A panicking write fails alone, like an error: it must not take the leader (and
+            // with it the open transaction and every queued caller) down.
+            Ok(sp) => match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&sp))) {
                 // Dropping an uncommitted savepoint rolls it back.
-                Ok(v) => sp.commit().map(|()| v).map_err(db),
-                Err(e) => Err(e),
+                Ok(Ok(v)) => sp.commit().map(|()| v).map_err(db),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(StoreError::Corrupt("a grouped write panicked".into())),
             },
         };
         self.result = Some(result);
@@ -62,7 +64,7 @@ where
 
     fn finish(self: Box<Self>, group: Result<(), &StoreError>) {
         let result = match (group, self.result) {
-            (Err(e), _) => Err(same_kind(e)),
+            (Err(e), _) => Err(e.clone()),
             (Ok(()), Some(r)) => r,
             (Ok(()), None) => Err(StoreError::Corrupt("a grouped write never ran".into())),
         };
@@ -71,22 +73,19 @@ where
     }
 }
 
-/// The group's error for each of its jobs (`StoreError` is not `Clone`: rebuilt, same kind).
-fn same_kind(e: &StoreError) -> StoreError {
-    match e {
-        StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
-        StoreError::Refused(m) => StoreError::Refused(m.clone()),
-        StoreError::Corrupt(m) => StoreError::Corrupt(m.clone()),
-    }
-}
-
 /// A check run before each group's BEGIN (the engine's file identity check).
 type Precheck = Box<dyn Fn() -> Result<(), StoreError> + Send + Sync>;
 
-/// The queue of writes waiting for the next group, and whether a leader is running.
+/// The writes waiting for the next group, and whether a leader is running (one lock for both,
+/// so a caller can never queue behind a leader that is stepping down).
+#[derive(Default)]
+struct Queue {
+    jobs: Vec<Box<dyn Job>>,
+    leading: bool,
+}
+
 pub struct GroupCommit {
-    queue: Mutex<Vec<Box<dyn Job>>>,
-    leading: AtomicBool,
+    queue: Mutex<Queue>,
     before: Precheck,
 }
 
@@ -95,7 +94,6 @@ impl GroupCommit {
     pub fn new(before: impl Fn() -> Result<(), StoreError> + Send + Sync + 'static) -> Self {
         Self {
             queue: Mutex::default(),
-            leading: AtomicBool::new(false),
             before: Box::new(before),
         }
     }
@@ -111,15 +109,16 @@ impl GroupCommit {
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        self.queue
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(Box::new(Queued {
+        let lead = {
+            let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            queue.jobs.push(Box::new(Queued {
                 work: Some(work),
                 result: None,
                 reply,
             }));
-        if !self.leading.swap(true, Ordering::AcqRel) {
+            !std::mem::replace(&mut queue.leading, true)
+        };
+        if lead {
             let (this, writer) = (self.clone(), writer.clone());
             // Not awaited: the leader serves every queued caller, each waits on its answer.
             tokio::task::spawn_blocking(move || this.lead(&writer));
@@ -135,30 +134,23 @@ impl GroupCommit {
     fn lead(&self, writer: &Mutex<Connection>) {
         loop {
             let mut conn = writer.lock().unwrap_or_else(PoisonError::into_inner);
-            let group = self.take();
-            if group.is_empty() {
-                drop(conn);
-                self.leading.store(false, Ordering::Release);
-                // A caller may have queued after `take` but seen `leading` still set: if so,
-                // and nobody else has taken the lead since, lead again.
-                let waiting = !self
-                    .queue
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .is_empty();
-                if waiting && !self.leading.swap(true, Ordering::AcqRel) {
-                    continue;
-                }
+            let Some(group) = self.take() else {
                 return;
-            }
+            };
             run_group(&mut conn, group, &self.before);
         }
     }
 
-    fn take(&self) -> Vec<Box<dyn Job>> {
+    /// The next group, or `None` (and the leader steps down, under the same lock) when
+    /// nothing is queued.
+    fn take(&self) -> Option<Vec<Box<dyn Job>>> {
         let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-        let n = queue.len().min(MAX_GROUP);
-        queue.drain(..n).collect()
+        if queue.jobs.is_empty() {
+            queue.leading = false;
+            return None;
+        }
+        let n = queue.jobs.len().min(MAX_GROUP);
+        Some(queue.jobs.drain(..n).collect())
     }
 }
 
@@ -195,6 +187,7 @@ fn run_group(conn: &mut Connection, mut group: Vec<Box<dyn Job>>, before: &Prech
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
 
     fn db_with_table() -> Arc<Mutex<Connection>> {
         let conn = Connection::open_in_memory().unwrap();

@@ -75,15 +75,16 @@ impl Sqlite {
             .test_on_check_out(false)
             .build_unchecked(manager);
         let read_checked = Arc::<ReadCheck>::default();
+        let path: Arc<Path> = Arc::from(path);
         Ok(Self {
-            path: Arc::from(path),
+            path: path.clone(),
             file,
             read_checked: read_checked.clone(),
             writer: Arc::new(Mutex::new(writer)),
             group: Arc::new(group::GroupCommit::new({
                 // Each group checks the file, as every exclusive write does.
-                let (path, read_checked): (Arc<Path>, _) = (Arc::from(path), read_checked.clone());
-                move || file.check(&path).inspect_err(|_| read_checked.forget())
+                let read_checked = read_checked.clone();
+                move || check_for_write(file, &path, &read_checked)
             })),
             readers,
         })
@@ -105,11 +106,7 @@ impl Sqlite {
             let mut conn = writer
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            if let Err(e) = file.check(&path) {
-                // From now on reads check again too, until the file is back.
-                read_checked.forget();
-                return Err(e);
-            }
+            check_for_write(file, &path, &read_checked)?;
             f(&mut conn)
         })
         .await
@@ -187,6 +184,12 @@ impl Default for ReadCheck {
             last_ok_us: std::sync::atomic::AtomicU64::new(0),
         }
     }
+}
+
+/// `FileId::check` before a write; a failure makes reads check every time again too, until
+/// the file is back.
+fn check_for_write(file: FileId, path: &Path, read_checked: &ReadCheck) -> Result<(), StoreError> {
+    file.check(path).inspect_err(|_| read_checked.forget())
 }
 
 impl ReadCheck {
