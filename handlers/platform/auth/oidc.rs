@@ -217,8 +217,7 @@ impl OidcVerifier {
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         let now = jsonwebtoken::get_current_timestamp();
         let digest = token_digest(token);
-        if !self.stale()
-            && let Some(generation) = self.generation()
+        if let Some(generation) = self.fresh_generation()
             && let Some((p, exp, g)) = self
                 .verified
                 .read()
@@ -347,11 +346,14 @@ impl OidcVerifier {
         Ok(())
     }
 
-    fn generation(&self) -> Option<u64> {
+    /// The key set's generation while it is fresh (one read of the lock on the cached-token
+    /// path, which every authenticated request takes).
+    fn fresh_generation(&self) -> Option<u64> {
         self.keys
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
+            .filter(|k| Instant::now() < k.fresh_until)
             .map(|k| k.generation)
     }
 

@@ -126,31 +126,38 @@ where
         event_id: envelope.id.clone(),
     };
     let correlation = message.correlation_id.as_deref().unwrap_or("");
-    match apply(inbox, data).await {
-        Ok(Handled::Applied(Applied::Now)) => {
+    match verdict(consumer, apply(inbox, data).await)? {
+        Ok(Applied::Now) => {
             tracing::info!(consumer, event_id = %envelope.id, correlation_id = correlation, "event applied");
             Ok(InvocationResponse::logs(vec![format!(
                 "{consumer}: applied {}",
                 envelope.id
             )]))
         }
-        Ok(Handled::Applied(Applied::AlreadyProcessed)) => {
-            Ok(InvocationResponse::logs(vec![format!(
-                "{consumer}: {} was already processed (delivery {})",
-                envelope.id, message.delivery_count
-            )]))
-        }
-        Ok(Handled::Poison(reason)) => {
+        Ok(Applied::AlreadyProcessed) => Ok(InvocationResponse::logs(vec![format!(
+            "{consumer}: {} was already processed (delivery {})",
+            envelope.id, message.delivery_count
+        )])),
+        Err(reason) => {
             poison
                 .store(consumer, Some(&envelope.id), &message.body, &reason)
                 .await
         }
-        Err(e) if !e.is_transient() => {
-            let reason = format!("permanent storage error: {e}");
-            poison
-                .store(consumer, Some(&envelope.id), &message.body, &reason)
-                .await
-        }
+    }
+}
+
+/// What one event's outcome means for the invocation (the rule both consumers share): applied
+/// now or before; `Err(reason)` for what can never succeed (refused by the effect, or a
+/// permanent storage error), stored as poison; a transient storage error fails the invocation
+/// so the host redelivers.
+fn verdict(
+    consumer: &str,
+    outcome: Result<Handled, StoreError>,
+) -> Result<Result<Applied, String>, InvocationFailure> {
+    match outcome {
+        Ok(Handled::Applied(applied)) => Ok(Ok(applied)),
+        Ok(Handled::Poison(reason)) => Ok(Err(reason)),
+        Err(e) if !e.is_transient() => Ok(Err(format!("permanent storage error: {e}"))),
         Err(e) => Err(InvocationFailure(format!("{consumer}: {e}"))),
     }
 }
@@ -218,13 +225,11 @@ where
     if parsed.is_empty() {
         return Ok(InvocationResponse::logs(logs));
     }
-    let items = || {
-        parsed
-            .iter()
-            .map(|p| (p.inbox.clone(), p.data.clone()))
-            .collect::<Vec<_>>()
-    };
-    let outcomes: Vec<Result<Handled, StoreError>> = match apply(items()).await {
+    let items = parsed
+        .iter()
+        .map(|p| (p.inbox.clone(), p.data.clone()))
+        .collect();
+    let outcomes: Vec<Result<Handled, StoreError>> = match apply(items).await {
         Ok(handled) if handled.len() == parsed.len() => handled.into_iter().map(Ok).collect(),
         Ok(handled) => {
             return Err(InvocationFailure(format!(
@@ -253,31 +258,21 @@ where
     let (mut now, mut before) = (0usize, 0usize);
     for (p, outcome) in parsed.iter().zip(outcomes) {
         let id = p.inbox.event_id.as_str();
-        match outcome {
-            Ok(Handled::Applied(Applied::Now)) => now += 1,
-            Ok(Handled::Applied(Applied::AlreadyProcessed)) => {
+        match verdict(consumer, outcome)? {
+            Ok(Applied::Now) => now += 1,
+            Ok(Applied::AlreadyProcessed) => {
                 before += 1;
                 logs.push(format!(
                     "{consumer}: {id} was already processed (delivery {})",
                     p.delivery_count
                 ));
             }
-            Ok(Handled::Poison(reason)) => logs.extend(
+            Err(reason) => logs.extend(
                 poison
                     .store(consumer, Some(id), &p.body, &reason)
                     .await?
                     .logs,
             ),
-            Err(e) if !e.is_transient() => {
-                let reason = format!("permanent storage error: {e}");
-                logs.extend(
-                    poison
-                        .store(consumer, Some(id), &p.body, &reason)
-                        .await?
-                        .logs,
-                )
-            }
-            Err(e) => return Err(InvocationFailure(format!("{consumer}: {e}"))),
         }
     }
     tracing::info!(

@@ -83,6 +83,17 @@ pub struct OutboxStatus {
     pub topics: Vec<TopicBacklog>,
 }
 
+impl OutboxStatus {
+    /// The totals of per-topic backlogs (both engines read the topics, this adds them up).
+    pub fn from_topics(topics: Vec<TopicBacklog>) -> Self {
+        Self {
+            pending: topics.iter().map(|t| t.pending).sum(),
+            oldest: topics.iter().filter_map(|t| t.oldest).min(),
+            topics,
+        }
+    }
+}
+
 /// A stored poison message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoisonMessage {

@@ -175,20 +175,24 @@ impl EventStore for Mssql {
             .read("outbox.status", |c, _| {
                 Box::pin(async move {
                     let rows = c.query(sql::OUTBOX_STATUS, &[]).await?;
-                    let mut status = OutboxStatus::default();
-                    for r in &rows {
-                        let topic = text(r, 0, "platform.outbox.topic")?;
-                        let n: u64 = unsigned(col::<i64>(r, 1, "pending count")?, "pending count")?;
-                        let oldest = col::<DateTime<Utc>>(r, 2, "platform.outbox.created_at")?;
-                        status.pending += n;
-                        status.oldest = Some(status.oldest.map_or(oldest, |o| o.min(oldest)));
-                        status.topics.push(TopicBacklog {
-                            topic,
-                            pending: n,
-                            oldest: Some(oldest),
-                        });
-                    }
-                    Ok(status)
+                    let topics = rows
+                        .iter()
+                        .map(|r| {
+                            Ok(TopicBacklog {
+                                topic: text(r, 0, "platform.outbox.topic")?,
+                                pending: unsigned(
+                                    col::<i64>(r, 1, "pending count")?,
+                                    "pending count",
+                                )?,
+                                oldest: Some(col::<DateTime<Utc>>(
+                                    r,
+                                    2,
+                                    "platform.outbox.created_at",
+                                )?),
+                            })
+                        })
+                        .collect::<Result<Vec<_>, DbError>>()?;
+                    Ok(OutboxStatus::from_topics(topics))
                 })
             })
             .await?)

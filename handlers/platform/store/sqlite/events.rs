@@ -188,24 +188,19 @@ impl EventStore for Sqlite {
                 )
                 .map_err(db)?;
             let rows = stmt
-                .query_map([], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
-                })
-                .map_err(db)?
-                .collect::<Result<Vec<_>, _>>()
+                .query_map([], |r| r.try_into())
                 .map_err(db)?;
-            let mut status = OutboxStatus::default();
-            for (topic, n, oldest) in rows {
-                let oldest = parse_ts(&oldest)?;
-                status.pending += n as u64;
-                status.oldest = Some(status.oldest.map_or(oldest, |o| o.min(oldest)));
-                status.topics.push(TopicBacklog {
-                    topic,
-                    pending: n as u64,
-                    oldest: Some(oldest),
-                });
-            }
-            Ok(status)
+            let topics = rows
+                .map(|row| {
+                    let (topic, n, oldest): (String, i64, String) = row.map_err(db)?;
+                    Ok(TopicBacklog {
+                        topic,
+                        pending: n as u64,
+                        oldest: Some(parse_ts(&oldest)?),
+                    })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            Ok(OutboxStatus::from_topics(topics))
         })
         .await
     }

@@ -243,6 +243,26 @@ mod tests {
         );
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_write_fails_alone_and_the_writer_keeps_working() {
+        let conn = db_with_table();
+        let group = Arc::new(GroupCommit::new(|| Ok(())));
+        let (a, boom, b) = tokio::join!(
+            group.write(&conn, insert("a")),
+            group.write(&conn, |c: &Connection| -> Result<usize, StoreError> {
+                c.execute("INSERT INTO t (k) VALUES ('half')", [])
+                    .map_err(db)?;
+                panic!("a bug inside a write")
+            }),
+            group.write(&conn, insert("b")),
+        );
+        assert!(a.is_ok() && b.is_ok(), "{a:?} {b:?}");
+        assert!(matches!(boom, Err(StoreError::Corrupt(_))), "{boom:?}");
+        // No transaction was left open and a leader still answers.
+        group.write(&conn, insert("c")).await.unwrap();
+        assert_eq!(keys(&conn), ["a", "b", "c"]);
+    }
+
     #[tokio::test]
     async fn a_group_that_cannot_begin_fails_every_job_and_writes_nothing() {
         let conn = db_with_table();
